@@ -1,0 +1,193 @@
+"""A real PgBouncer (transaction pooling) in front of the suite's database.
+
+The session fixture ``pgbouncer`` writes a config file and a userlist into a
+temporary folder, starts the Debian ``pgbouncer`` binary on a free loopback
+port and stops it at the end. It skips only when the binary is absent
+(``.ci/run`` installs it, so CI never skips).
+
+``startup parameter options`` is deliberately *not* in
+``ignore_startup_parameters``: PgBouncer then refuses a client that sends
+``options=-c statement_timeout=...``, so a Database in PgBouncer mode that
+still relied on a startup option would fail here instead of silently losing
+its timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+# Server connections PgBouncer may open per (database, user): fewer than the
+# 7 services x 3 connections the load test runs, so clients really share them.
+SERVER_POOL_SIZE = 8
+MAX_CLIENT_CONN = 200
+
+
+@dataclass(frozen=True)
+class PgBouncer:
+    """A running PgBouncer: where to reach it and how it was configured."""
+
+    conninfo: str  # the suite's database, through PgBouncer
+    admin_conninfo: str  # PgBouncer's admin console (SHOW POOLS, SHOW STATS)
+    port: int
+    pool_size: int
+    workdir: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return (self.workdir / "pgbouncer.log").read_text(errors="replace")
+
+
+def _find_binary() -> str | None:
+    found = shutil.which("pgbouncer")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer", "/usr/bin/pgbouncer"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _quote_userlist(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _write_config(workdir: Path, server: dict[str, Any], port: int) -> Path:
+    user = str(server.get("user") or os.environ.get("PGUSER") or "postgres")
+    password = str(server.get("password") or "")
+    backend = {
+        "host": server.get("host") or "127.0.0.1",
+        "port": server.get("port") or "5432",
+    }
+    backend_line = " ".join(f"{key}={value}" for key, value in backend.items())
+    userlist = workdir / "userlist.txt"
+    userlist.write_text(f"{_quote_userlist(user)} {_quote_userlist(password)}\n")
+    lines = [
+        "[databases]",
+        # Any database name goes to the same server: the suite's own database
+        # and `postgres` (for budget reads) alike.
+        f"* = {backend_line}",
+        "",
+        "[pgbouncer]",
+        "listen_addr = 127.0.0.1",
+        f"listen_port = {port}",
+        "unix_socket_dir =",
+        "auth_type = trust",
+        f"auth_file = {userlist}",
+        f"admin_users = {user}",
+        "pool_mode = transaction",
+        f"default_pool_size = {SERVER_POOL_SIZE}",
+        "min_pool_size = 0",
+        "reserve_pool_size = 0",
+        f"max_client_conn = {MAX_CLIENT_CONN}",
+        "ignore_startup_parameters = extra_float_digits",
+        "server_reset_query =",
+        "log_connections = 0",
+        "log_disconnections = 0",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # PgBouncer refuses to run as root; with `user` set it drops to it.
+        lines.append("user = postgres")
+    ini = workdir / "pgbouncer.ini"
+    ini.write_text("\n".join(lines) + "\n")
+    for path in (workdir, userlist, ini):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return ini
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], conninfo: str, deadline_s: float
+) -> str | None:
+    """None once a query through PgBouncer works, else the last error."""
+    last_error = "PgBouncer did not start"
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"PgBouncer exited with code {process.returncode}"
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return None
+        except psycopg.Error as exc:
+            last_error = str(exc)
+            time.sleep(0.1)
+    return last_error
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_url: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction-pooling mode in front of ``pg_url``'s database."""
+    binary = _find_binary()
+    if binary is None:
+        pytest.skip("pgbouncer binary not found (Debian: apt-get install pgbouncer)")
+    server = conninfo_to_dict(pg_url)
+    # A unix-socket server (the embedded one) works when PgBouncer's user can
+    # reach the socket folder; a real query below tells, and skips if not.
+    host = str(server.get("host") or "")
+    workdir = Path(tempfile.mkdtemp(prefix="datalayer-pgbouncer-"))
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        error = "not started"
+        for _attempt in range(3):  # a free port can be taken between probe and bind
+            port = _free_port()
+            ini = _write_config(workdir, server, port)
+            through = dict(server, host="127.0.0.1", port=str(port))
+            through.pop("password", None)
+            conninfo = make_conninfo(**through)
+            with (workdir / "pgbouncer.log").open("ab") as log:
+                process = subprocess.Popen(
+                    [binary, str(ini)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+                )
+            failure = _wait_until_ready(process, conninfo, deadline_s=15)
+            if failure is None:
+                admin = dict(through, dbname="pgbouncer")
+                yield PgBouncer(
+                    conninfo=conninfo,
+                    admin_conninfo=make_conninfo(**admin),
+                    port=port,
+                    pool_size=SERVER_POOL_SIZE,
+                    workdir=workdir,
+                    process=process,
+                )
+                return
+            error = failure
+            _stop(process)
+        log_text = (workdir / "pgbouncer.log").read_text(errors="replace")
+        if host.startswith("/"):
+            pytest.skip(f"PgBouncer could not reach the test server's unix socket {host}: {error}")
+        pytest.fail(f"PgBouncer did not come up: {error}\n{log_text}")
+    finally:
+        if process is not None:
+            _stop(process)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(workdir)
