@@ -8,14 +8,19 @@ superusers (and, on PostgreSQL 16+, for ``pg_use_reserved_connections``).
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import psycopg
 
-__all__ = ["Budget", "Verdict", "check_budget"]
+if TYPE_CHECKING:
+    from datalayer._console import Console
+
+__all__ = ["Budget", "Verdict", "add_budget_command", "check_budget"]
 
 Verdict = Literal["under", "at", "over"]
 
@@ -156,3 +161,84 @@ def _borrow(
     else:
         with source.connection() as conn:
             yield conn
+
+
+# --- `datalayer pool budget` ---------------------------------------------------------
+
+
+def add_budget_command(commands: Any) -> None:
+    """Register ``budget`` on the ``datalayer pool`` subparsers (``cli.POOL_REGISTRARS``)."""
+    parser = commands.add_parser(
+        "budget",
+        help="the server's connection slots against services x pool size",
+        description=(
+            "Reads max_connections, reserved slots and the connections in use (by "
+            "application_name) from the server and judges the planned pools. "
+            "Exit code 1 when the plan is over budget."
+        ),
+    )
+    parser.add_argument(
+        "--services",
+        type=_positive_int,
+        default=None,
+        help="services sharing the server (default POSTGRES_EXPECTED_SERVICES)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=_positive_int,
+        default=None,
+        help="pool max size per service (default POSTGRES_MAX_CONNECTIONS)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=_run_budget_command)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _run_budget_command(args: argparse.Namespace, console: Console) -> int:
+    from datalayer._database import Database
+
+    db = Database.from_env()
+    try:
+        budget = check_budget(
+            db,
+            expected_services=args.services or db.settings.expected_services,
+            max_size=args.max_size or db.settings.max_connections,
+        )
+    finally:
+        db.close()
+    if args.json:
+        console.print(json.dumps(budget.as_dict(), indent=2))
+    else:
+        _print_budget(budget, console)
+    return 1 if budget.verdict == "over" else 0
+
+
+def _print_budget(budget: Budget, console: Console) -> None:
+    status = {"under": "ok", "at": "warning", "over": "critical"}[budget.verdict]
+    console.heading(f"connection budget: {console.status(status)} ({budget.verdict})")
+    console.print(budget.message)
+    console.print()
+    console.fields(
+        {
+            "max_connections": budget.max_connections,
+            "reserved": budget.reserved,
+            "available": budget.available,
+            "planned": (
+                f"{budget.planned} ({budget.expected_services} services x {budget.max_size})"
+            ),
+            "spare": budget.spare,
+            "in use now": budget.in_use_total,
+        }
+    )
+    if budget.in_use_by_application:
+        console.print()
+        console.table(["application_name", "connections"], budget.in_use_by_application.items())
