@@ -1,0 +1,242 @@
+"""Input checks the facade runs before any SQL.
+
+Each function takes what a caller may reasonably pass (a phone as typed by a
+person, an id read from a query string) and returns the one canonical form the
+database stores, or raises :class:`~datalayer.errors.ValidationError`.
+Messages name the argument and what was wrong with it, never the value itself:
+the value may be a phone number or a name, and the message ends up in logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from datalayer.errors import ValidationError
+from datalayer.repositories._sql import like_escape
+
+__all__ = [
+    "MAX_LIMIT",
+    "clamp_limit",
+    "escape_like",
+    "normalize_phone",
+    "validate_date",
+    "validate_flag",
+    "validate_id",
+    "validate_optional_date",
+    "validate_optional_flag",
+    "validate_optional_id",
+    "validate_order_by",
+    "validate_payload",
+    "validate_payloads",
+    "validate_text",
+]
+
+MAX_LIMIT = 1000
+#: Largest value a PostgreSQL ``bigint`` holds; a bigger id could never match.
+MAX_ID = 2**63 - 1
+DEFAULT_COUNTRY_CODE = "7"
+
+_PHONE_CHARS = re.compile(r"[\d\s()+\-.]+")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def normalize_phone(value: object, *, name: str = "phone") -> str:
+    """Return *value* as E.164 digits without the ``+``: ``"79686484488"``.
+
+    Accepts what people type: spaces, dashes, dots, brackets, a leading ``+``
+    or ``00``. Without an international prefix, the Russian trunk prefix ``8``
+    becomes ``7`` and a bare 10-digit national number gets country code ``7``.
+    Fewer than 10 or more than 15 digits, letters, or anything but a ``str``
+    or ``int`` are a :class:`ValidationError`.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(f"{name} must be a string or an integer")
+    text = str(value).strip()
+    if not _PHONE_CHARS.fullmatch(text):
+        raise ValidationError(f"{name} may hold only digits, spaces, '+', '-', '.', '(' and ')'")
+    if "+" in text[1:]:
+        raise ValidationError(f"{name} may have a '+' only in front")
+    digits = re.sub(r"\D", "", text)
+    international = text.startswith("+")
+    if not international and digits.startswith("00"):
+        digits, international = digits[2:], True
+    if not 10 <= len(digits) <= 15:
+        raise ValidationError(f"{name} must have 10 to 15 digits")
+    if not international:
+        if len(digits) == 11 and digits.startswith("8"):
+            digits = DEFAULT_COUNTRY_CODE + digits[1:]
+        elif len(digits) == 10:
+            digits = DEFAULT_COUNTRY_CODE + digits
+    if digits.startswith("0"):
+        raise ValidationError(f"{name} must not start with 0 after the country prefix")
+    return digits
+
+
+def validate_id(value: object, *, name: str = "id") -> int:
+    """Return *value* as a positive integer id.
+
+    Integers and strings of digits are accepted; ``bool`` (an ``int`` in
+    Python, never an id), zero, negatives, floats and ids that do not fit a
+    PostgreSQL ``bigint`` are refused.
+    """
+    if isinstance(value, bool):
+        raise ValidationError(f"{name} must be an integer, not a bool")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.isdigit():
+            raise ValidationError(f"{name} must be a positive integer")
+        value = int(text)
+    if not isinstance(value, int):
+        raise ValidationError(f"{name} must be a positive integer")
+    if not 0 < value <= MAX_ID:
+        raise ValidationError(f"{name} must be between 1 and {MAX_ID}")
+    return value
+
+
+def validate_optional_id(value: object, *, name: str = "id") -> int | None:
+    """Like :func:`validate_id`, but ``None`` (meaning "any") passes through."""
+    return None if value is None else validate_id(value, name=name)
+
+
+def validate_date(value: object, *, name: str = "date") -> date:
+    """Return *value* as a :class:`datetime.date`.
+
+    A ``date`` or an ISO ``YYYY-MM-DD`` string. A ``datetime`` is refused:
+    which calendar day it falls on depends on a time zone the caller has not
+    named, so the caller should pick the day.
+    """
+    if isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a date, not a datetime")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _ISO_DATE.fullmatch(text):
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                pass
+        raise ValidationError(f"{name} must be an ISO date (YYYY-MM-DD)")
+    raise ValidationError(f"{name} must be a date or an ISO date string")
+
+
+def validate_optional_date(value: object, *, name: str = "date") -> date | None:
+    """Like :func:`validate_date`, but ``None`` (no bound) passes through."""
+    return None if value is None else validate_date(value, name=name)
+
+
+def clamp_limit(value: object, *, name: str = "limit") -> int:
+    """Return *value* clamped to ``1..MAX_LIMIT``; it must be an integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name} must be an integer")
+    return max(1, min(MAX_LIMIT, value))
+
+
+def validate_text(value: object, *, name: str = "name", max_length: int = 255) -> str:
+    """Return *value* trimmed; it must be a non-empty string without NUL."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string")
+    text = value.strip()
+    if not text:
+        raise ValidationError(f"{name} must not be empty")
+    if len(text) > max_length:
+        raise ValidationError(f"{name} must be at most {max_length} characters")
+    if "\x00" in text:
+        raise ValidationError(f"{name} must not contain NUL characters")
+    return text
+
+
+def validate_flag(value: object, *, name: str) -> bool:
+    """Return *value* if it is a ``bool``; ``1``, ``"yes"`` and friends are refused."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be True or False")
+    return value
+
+
+def validate_optional_flag(value: object, *, name: str) -> bool | None:
+    """Like :func:`validate_flag`, but ``None`` (either) passes through."""
+    return None if value is None else validate_flag(value, name=name)
+
+
+def validate_order_by(value: object, allowed: Collection[str], *, name: str = "order_by") -> str:
+    """Return *value* if it is one of the *allowed* column names."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValidationError(f"{name} must be one of: {', '.join(sorted(allowed))}")
+    return value
+
+
+#: Escape ``\\``, ``%`` and ``_`` so a search term matches itself in ``LIKE``
+#: (the repositories' own escaping: one definition of it).
+escape_like = like_escape
+
+
+Normalizer = Callable[[Any], Any]
+
+
+def validate_payload(
+    payload: object,
+    model: type[Any],
+    *,
+    keys: Collection[str],
+    normalizers: Mapping[str, Normalizer] | None = None,
+    name: str = "payload",
+) -> dict[str, Any]:
+    """Check one upsert payload and return it as a ``{column: value}`` dict.
+
+    *payload* is an instance of the dataclass *model* or a mapping of its
+    field names. A mapping may leave out the fields that have a default, but
+    fields without one and the conflict *keys* must be given (not None); a
+    key that is not a field of *model* is refused (a misspelt column would
+    otherwise be dropped without a word).
+    *normalizers* map a field to the validator of its value; ``None`` values
+    are left to the database.
+    """
+    fields = {f.name for f in dataclasses.fields(model)}
+    required = {
+        f.name
+        for f in dataclasses.fields(model)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    if isinstance(payload, model):
+        row = {f: getattr(payload, f) for f in fields}
+    elif isinstance(payload, Mapping):
+        unknown = sorted(str(k) for k in payload if k not in fields)
+        if unknown:
+            raise ValidationError(
+                f"{name} has unknown fields for {model.__name__}: {', '.join(unknown)}"
+            )
+        row = dict(payload)
+    else:
+        raise ValidationError(f"{name} must be a {model.__name__} or a mapping")
+    missing = sorted(k for k in required.union(keys) if row.get(k) is None)
+    if missing:
+        raise ValidationError(f"{name} lacks required fields: {', '.join(missing)}")
+    for field, normalize in (normalizers or {}).items():
+        if row.get(field) is not None:
+            row[field] = normalize(row[field])
+    return row
+
+
+def validate_payloads(
+    payloads: object,
+    model: type[Any],
+    *,
+    keys: Collection[str],
+    normalizers: Mapping[str, Normalizer] | None = None,
+    name: str = "payloads",
+) -> list[dict[str, Any]]:
+    """Check a batch of upsert payloads (any iterable, any size) one by one.
+
+    A single payload where a batch is expected (a mapping, a *model* instance,
+    a string) is refused rather than iterated over.
+    """
+    if isinstance(payloads, Mapping | str | bytes | model) or not isinstance(payloads, Iterable):
+        raise ValidationError(f"{name} must be an iterable of {model.__name__} or mappings")
+    return [
+        validate_payload(p, model, keys=keys, normalizers=normalizers, name=f"{name}[{i}]")
+        for i, p in enumerate(payloads)
+    ]
