@@ -1,0 +1,386 @@
+"""The boundary: ``captured(...)`` as a decorator and as a context manager."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextvars import Token
+from time import perf_counter
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import structlog
+import wrapt
+
+from errorkit._config import settings
+from errorkit._report import (
+    Failure,
+    Node,
+    active,
+    report_failure,
+    report_rejection,
+    reraise_decision,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Extra = Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
+ReraisePolicy = bool | Callable[[Failure], bool]
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+_log = structlog.get_logger("errorkit")
+
+
+class Boundary:
+    """One error boundary: a decorator for any function kind, and a context manager.
+
+    Build it with :func:`captured`. Used as a context manager, ``error`` and
+    ``event_id`` describe the block's failure afterwards (a Boundary instance
+    used as a context manager is for one block at a time).
+    """
+
+    __slots__ = (
+        "_cm",
+        "_func",
+        "_signature",
+        "_takes_instance",
+        "component",
+        "default",
+        "default_factory",
+        "error",
+        "event_id",
+        "expected",
+        "extra",
+        "operation",
+        "reraise",
+        "slow_ms",
+    )
+
+    def __init__(
+        self,
+        component: str,
+        operation: str | None = None,
+        *,
+        reraise: ReraisePolicy = True,
+        default: Any = None,
+        default_factory: Callable[[], Any] | None = None,
+        expected: type[Exception] | tuple[type[Exception], ...] = (),
+        extra: Extra | None = None,
+        slow_ms: float | None = None,
+    ) -> None:
+        if not component:
+            raise ValueError("captured(): component must be a non-empty string")
+        if default is not None and default_factory is not None:
+            raise ValueError("captured(): give default or default_factory, not both")
+        self.component = component
+        self.operation = operation or "block"
+        self.reraise = reraise
+        self.default = default
+        self.default_factory = default_factory
+        self.expected = expected if isinstance(expected, tuple) else (expected,)
+        self.extra = extra
+        self.slow_ms = slow_ms
+        self.error: Exception | None = None
+        self.event_id: str | None = None
+        self._func: Callable[..., Any] | None = None
+        self._signature: inspect.Signature | None = None
+        self._takes_instance = False
+        self._cm: list[tuple[float, Token[Node | None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<Boundary {self.component}.{self.operation}>"
+
+    # --- shared by every path ---------------------------------------------------------------
+
+    def _failed(
+        self,
+        exc: Exception,
+        started: float,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> bool:
+        """Report ``exc`` (or not, if already reported); return True to re-raise it."""
+        duration_ms = (perf_counter() - started) * 1000.0
+        event_id: str | None = None
+        reported = False
+        try:
+            if self.expected and isinstance(exc, self.expected):
+                report_rejection(self, exc, duration_ms)
+                return True
+            event_id = report_failure(self, exc, duration_ms, instance, args, kwargs)
+            reported = True
+        except Exception:  # reporting can never break the caller
+            pass
+        return reraise_decision(self, exc, instance, event_id, duration_ms, reported)
+
+    def _default(self) -> Any:
+        factory = self.default_factory
+        return factory() if factory is not None else self.default
+
+    def _succeeded(self, elapsed: float) -> None:
+        duration_ms = elapsed * 1000.0
+        slow_ms = self.slow_ms if self.slow_ms is not None else settings.slow_ms
+        try:
+            if slow_ms and duration_ms >= slow_ms:
+                _log.warning(
+                    "operation_slow",
+                    component=self.component,
+                    operation=self.operation,
+                    duration_ms=round(duration_ms, 3),
+                    slow_ms=slow_ms,
+                )
+            elif settings.debug:
+                _log.debug(
+                    "operation_completed",
+                    component=self.component,
+                    operation=self.operation,
+                    duration_ms=round(duration_ms, 3),
+                )
+        except Exception:
+            pass
+
+    # --- decorator ----------------------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        target = getattr(func, "__func__", func)  # classmethod / staticmethod objects
+        boundary = self._for(func, target)
+        if inspect.isasyncgenfunction(target):
+            wrapper: Callable[..., Any] = boundary._call_async_gen
+        elif inspect.iscoroutinefunction(target):
+            wrapper = boundary._call_async
+        elif inspect.isgeneratorfunction(target):
+            wrapper = boundary._call_gen
+        else:
+            wrapper = boundary._call_sync
+        return cast(F, wrapt.FunctionWrapper(func, wrapper))
+
+    def _for(self, func: Any, target: Callable[..., Any]) -> Boundary:
+        """A boundary of its own for one decorated function (the operation defaults to its name)."""
+        clone = Boundary(
+            self.component,
+            self.operation if self.operation != "block" else getattr(target, "__name__", "call"),
+            reraise=self.reraise,
+            default=self.default,
+            default_factory=self.default_factory,
+            expected=self.expected,
+            extra=self.extra,
+            slow_ms=self.slow_ms,
+        )
+        clone._func = target
+        clone._takes_instance = not isinstance(func, staticmethod)
+        return clone
+
+    def _call_sync(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        token = active.set((self, active.get()))
+        started = perf_counter()
+        try:
+            result = wrapped(*args, **kwargs)
+        except Exception as exc:
+            if self._failed(exc, started, instance, args, kwargs):
+                raise
+            return self._default()
+        finally:
+            active.reset(token)
+        elapsed = perf_counter() - started
+        if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
+            self._succeeded(elapsed)
+        return result
+
+    async def _call_async(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        token = active.set((self, active.get()))
+        started = perf_counter()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except Exception as exc:
+            if self._failed(exc, started, instance, args, kwargs):
+                raise
+            return self._default()
+        finally:
+            active.reset(token)
+        elapsed = perf_counter() - started
+        if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
+            self._succeeded(elapsed)
+        return result
+
+    def _call_gen(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Generator[Any, Any, Any]:
+        started = perf_counter()
+        node: Node = (self, active.get())
+        token = active.set(node)
+        try:
+            gen = wrapped(*args, **kwargs)
+        except Exception as exc:
+            if self._failed(exc, started, instance, args, kwargs):
+                raise
+            return self._default()
+        finally:
+            active.reset(token)
+        # Driven step by step so the boundary is active only while the generator runs.
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            token = active.set(node)
+            try:
+                value = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
+            except StopIteration as stop:
+                self._finished(started)
+                return stop.value
+            except Exception as exc:
+                if self._failed(exc, started, instance, args, kwargs):
+                    raise
+                return self._default()
+            finally:
+                to_throw = None
+                active.reset(token)
+            try:
+                to_send = yield value
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as thrown:
+                to_throw = thrown
+
+    async def _call_async_gen(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> AsyncGenerator[Any, Any]:
+        started = perf_counter()
+        node: Node = (self, active.get())
+        token = active.set(node)
+        try:
+            agen = wrapped(*args, **kwargs)
+        except Exception as exc:
+            if self._failed(exc, started, instance, args, kwargs):
+                raise
+            return
+        finally:
+            active.reset(token)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            token = active.set(node)
+            try:
+                if to_throw is not None:
+                    value = await agen.athrow(to_throw)
+                else:
+                    value = await agen.asend(to_send)
+            except StopAsyncIteration:
+                self._finished(started)
+                return
+            except Exception as exc:
+                if self._failed(exc, started, instance, args, kwargs):
+                    raise
+                return
+            finally:
+                to_throw = None
+                active.reset(token)
+            try:
+                to_send = yield value
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as thrown:
+                to_throw = thrown
+
+    def _finished(self, started: float) -> None:
+        elapsed = perf_counter() - started
+        if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
+            self._succeeded(elapsed)
+
+    # --- context manager ------------------------------------------------------------------------
+
+    def __enter__(self) -> Boundary:
+        self.error = None
+        self.event_id = None
+        self._cm.append((perf_counter(), active.set((self, active.get()))))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        started, token = self._cm.pop()
+        try:
+            if exc is None:
+                self._finished(started)
+                return False
+            if not isinstance(exc, Exception):
+                return False
+            self.error = exc
+            reraise = self._failed(exc, started, None, (), {})
+            self.event_id = getattr(exc, "__errorkit_event_id__", None) or None
+            return not reraise
+        finally:
+            active.reset(token)
+
+    async def __aenter__(self) -> Boundary:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def captured(
+    component: str,
+    operation: str | None = None,
+    *,
+    reraise: ReraisePolicy = True,
+    default: Any = None,
+    default_factory: Callable[[], Any] | None = None,
+    expected: type[Exception] | tuple[type[Exception], ...] = (),
+    extra: Extra | None = None,
+    slow_ms: float | None = None,
+) -> Boundary:
+    """An error boundary named ``component`` / ``operation``.
+
+    Decorate a function (sync, async, method, classmethod, staticmethod,
+    generator, async generator; ``operation`` defaults to its name), or use it
+    as ``with captured(...) as boundary:``. On an ``Exception`` the innermost
+    boundary sends one Sentry event and one ``operation_failed`` line, then
+    applies the policy: ``reraise`` (a bool, or a callable given the
+    :class:`Failure` deciding at failure time), else the call returns
+    ``default_factory()`` or ``default``. ``expected`` exception types are
+    normal outcomes: an ``operation_rejected`` warning, no event, always
+    re-raised. ``extra`` (a mapping, or a callable of the bound arguments
+    returning the mapping to report instead) adds to the captured arguments.
+    ``slow_ms`` overrides ``ERRORKIT_SLOW_MS`` for the ``operation_slow`` warning.
+    """
+    return Boundary(
+        component,
+        operation,
+        reraise=reraise,
+        default=default,
+        default_factory=default_factory,
+        expected=expected,
+        extra=extra,
+        slow_ms=slow_ms,
+    )

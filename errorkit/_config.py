@@ -1,0 +1,92 @@
+"""Runtime settings read from the environment (and overridden by ``setup()``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def level_from_name(name: str, variable: str = "ERRORKIT_LOG_LEVEL") -> int:
+    try:
+        return LEVELS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{variable} must be one of {sorted(LEVELS)}, got {name!r}") from None
+
+
+@dataclass
+class Settings:
+    """What the boundary reads on every call; mutable so ``setup()`` can retune it."""
+
+    slow_ms: float = 500.0
+    log_level: int = logging.INFO
+    events_per_minute: int = 10
+    log_lines_per_minute: int = 60
+    repr_limit: int = 512
+    # Derived from log_level; a plain attribute because the success path reads it.
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        self.set_log_level(self.log_level)
+
+    def set_log_level(self, level: int) -> None:
+        self.log_level = level
+        self.debug = level <= logging.DEBUG
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            slow_ms=_float(env, "ERRORKIT_SLOW_MS", 500.0),
+            log_level=level_from_name(env.get("ERRORKIT_LOG_LEVEL", "") or "info"),
+            events_per_minute=_int(env, "ERRORKIT_EVENTS_PER_MINUTE", 10),
+            log_lines_per_minute=_int(env, "ERRORKIT_LOG_LINES_PER_MINUTE", 60),
+            repr_limit=_int(env, "ERRORKIT_REPR_LIMIT", 512) or 512,
+        )
+
+
+def _initial() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError:
+        # A bad variable must not make `import errorkit` fail; setup() reports it.
+        return Settings()
+
+
+settings = _initial()

@@ -1,0 +1,114 @@
+"""structlog configuration: a processor chain you can read top to bottom."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal, TextIO, cast
+
+import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+from errorkit._scrub import scrub
+
+LogFormat = Literal["json", "console"]
+LogStream = Literal["stdout", "stderr"] | TextIO
+
+_KEEP_ON_SCRUB_FAILURE = ("event", "level", "timestamp", "component", "operation")
+
+
+def scrub_event_dict(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Mask personal data and secrets in every value of a log line.
+
+    If masking itself fails the line is cut down to a few known-safe fields:
+    a log line is never lost, and never sent unmasked.
+    """
+    try:
+        return cast(EventDict, scrub(event_dict))
+    except Exception as exc:
+        kept: EventDict = {
+            k: event_dict[k]
+            for k in _KEEP_ON_SCRUB_FAILURE
+            if k in event_dict and isinstance(event_dict[k], str | int | float)
+        }
+        kept["scrub_error"] = type(exc).__name__
+        return kept
+
+
+def base_processors(log_format: LogFormat = "json") -> list[Processor]:
+    """Every processor of the production chain except the final renderer."""
+    exceptions: Processor = (
+        structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        if log_format == "json"
+        else structlog.processors.format_exc_info
+    )
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.StackInfoRenderer(),
+        exceptions,
+        structlog.processors.UnicodeDecoder(),
+        scrub_event_dict,
+    ]
+
+
+class _StreamPrintLoggerFactory:
+    """A PrintLogger on the stream as it is when the line is written.
+
+    Resolving "stdout"/"stderr" late keeps redirections (pytest's capture,
+    contextlib.redirect_stdout) working.
+    """
+
+    def __init__(self, stream: LogStream) -> None:
+        self._stream = stream
+
+    def __call__(self, *args: Any) -> structlog.PrintLogger:
+        if self._stream == "stdout":
+            return structlog.PrintLogger(sys.stdout)
+        if self._stream == "stderr":
+            return structlog.PrintLogger(sys.stderr)
+        return structlog.PrintLogger(self._stream)
+
+
+def _add_service(service: str) -> Processor:
+    def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add_service
+
+
+def configure_structlog(
+    *,
+    log_format: LogFormat = "json",
+    level: int = logging.INFO,
+    stream: LogStream = "stdout",
+    service: str | None = None,
+) -> None:
+    """Install the production chain: JSON lines (or a console renderer) on ``stream``."""
+    processors = base_processors(log_format)
+    if service:
+        processors.insert(1, _add_service(service))
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        context_class=dict,
+        logger_factory=_StreamPrintLoggerFactory(stream),
+        # Not cached: errorkit.testing.capture_logs() reconfigures for a test's duration.
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBoundLogger:
+    """Return a structlog logger; ``name`` is added to each line as ``logger``."""
+    if name is not None:
+        initial_values["logger"] = name
+    return cast(FilteringBoundLogger, structlog.get_logger(**initial_values))

@@ -1,0 +1,375 @@
+"""The failure path: what one boundary reports about one exception, exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import reprlib
+from collections.abc import Callable, Hashable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import sentry_sdk
+import structlog
+
+from errorkit import _storm
+from errorkit._classify import WARNING_KINDS, classify
+from errorkit._config import settings
+from errorkit._scrub import FILTERED, is_secret_key, scrub, scrub_text, value_is_set
+
+if TYPE_CHECKING:
+    from errorkit._boundary import Boundary
+
+_log = structlog.get_logger("errorkit")
+
+# Attributes set on an exception once a boundary has dealt with it.
+_REPORTED = "__errorkit_event_id__"  # reported as a failure (value: event id or "")
+_REJECTED = "__errorkit_rejected__"  # logged as an expected rejection
+
+# The boundaries enclosing the running code: (boundary, parent node) or None.
+Node = tuple["Boundary", "Node | None"]
+active: ContextVar[Node | None] = ContextVar("errorkit_active_boundary", default=None)
+
+_MAX_CHAIN = 32
+_MESSAGE_LIMIT = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One exception met by one boundary, as the ``reraise`` policy sees it.
+
+    ``instance`` is the bound ``self`` (or ``cls``) of a decorated method,
+    else None. ``reported`` is False when an inner boundary already reported
+    this failure (or it is ``expected``).
+    """
+
+    exception: Exception
+    component: str
+    operation: str
+    instance: Any = None
+    event_id: str | None = None
+    duration_ms: float = 0.0
+    reported: bool = True
+
+
+def _mark(exc: BaseException, attribute: str, value: str) -> None:
+    # An exception type that refuses attributes has nothing to remember.
+    with contextlib.suppress(Exception):
+        setattr(exc, attribute, value)
+
+
+def reported_event_id(exc: BaseException) -> str | None:
+    """The event id (or "") if ``exc`` or an exception in its cause/context chain was reported."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < _MAX_CHAIN:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        mark = getattr(current, _REPORTED, None)
+        if isinstance(mark, str):
+            return mark
+        if current.__cause__ is not None:
+            todo.append(current.__cause__)
+        if current.__context__ is not None:
+            todo.append(current.__context__)
+    return None
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def boundary_chain() -> list[str]:
+    """The enclosing boundaries, outermost first."""
+    names: list[str] = []
+    node = active.get()
+    while node is not None and len(names) < _MAX_CHAIN:
+        names.append(f"{node[0].component}.{node[0].operation}")
+        node = node[1]
+    names.reverse()
+    return names
+
+
+# --- arguments ---------------------------------------------------------------------------
+
+
+def _reprlib(limit: int) -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxstring = limit
+    r.maxother = limit
+    r.maxlong = min(limit, 400)
+    r.maxlevel = 4
+    r.maxdict = r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = 25
+    return r
+
+
+_repr_cache: dict[int, reprlib.Repr] = {}
+
+
+def safe_value(name: str, value: Any) -> str:
+    """A bounded, scrubbed text for one argument; never raises."""
+    limit = settings.repr_limit
+    try:
+        if is_secret_key(name) and value_is_set(value):
+            return FILTERED
+        if isinstance(value, Mapping | list | tuple) and len(value) <= 100:
+            value = scrub(value)
+        r = _repr_cache.get(limit) or _repr_cache.setdefault(limit, _reprlib(limit))
+        text = r.repr(value)
+        # Masking keeps phone numbers' length, so scrub a little past the cut first.
+        return scrub_text(text[: limit + 256])[:limit]
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _bind(
+    boundary: Boundary, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Bind the call's arguments to names (self/cls left out); raw values."""
+    func = boundary._func
+    if func is None:
+        return {}
+    try:
+        signature = boundary._signature
+        if signature is None:
+            signature = boundary._signature = inspect.signature(func)
+        if instance is not None and boundary._takes_instance:
+            bound = signature.bind_partial(instance, *args, **kwargs)
+            first = next(iter(signature.parameters))
+            return {k: v for k, v in bound.arguments.items() if k != first}
+        return dict(signature.bind_partial(*args, **kwargs).arguments)
+    except Exception:
+        named: dict[str, Any] = {f"arg{i}": a for i, a in enumerate(args)}
+        named.update(kwargs)
+        return named
+
+
+def capture_arguments(
+    boundary: Boundary, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, str]:
+    raw = _bind(boundary, instance, args, kwargs)
+    extra = boundary.extra
+    problem: str | None = None
+    try:
+        if callable(extra):
+            produced = extra(raw)
+            raw = dict(produced) if produced is not None else {}
+        elif extra is not None:
+            raw.update(extra)
+    except Exception as exc:
+        problem = f"<extra failed: {type(exc).__name__}>"
+    captured = {str(name): safe_value(str(name), value) for name, value in raw.items()}
+    if problem is not None:
+        captured["extra_error"] = problem
+    return captured
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<unprintable {type(exc).__name__}>"
+    return scrub_text(text[: _MESSAGE_LIMIT + 256])[:_MESSAGE_LIMIT]
+
+
+def _log_context() -> dict[str, Any]:
+    try:
+        ctx = structlog.contextvars.get_contextvars()
+        return dict(scrub(ctx)) if ctx else {}
+    except Exception:
+        return {}
+
+
+def report_rejection(boundary: Boundary, exc: Exception, duration_ms: float) -> None:
+    if getattr(exc, _REJECTED, False) or reported_event_id(exc) is not None:
+        return
+    _mark(exc, _REJECTED, "1")
+    _log.warning(
+        "operation_rejected",
+        component=boundary.component,
+        operation=boundary.operation,
+        duration_ms=round(duration_ms, 3),
+        error_type=_type_name(exc),
+        error_kind=classify(exc),
+        error_message=_message(exc),
+    )
+
+
+def report_failure(
+    boundary: Boundary,
+    exc: Exception,
+    duration_ms: float,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str | None:
+    """Report ``exc`` once: one Sentry event and one error line (storm budgets allowing).
+
+    Returns the Sentry event id (None when nothing was sent).
+    """
+    previous = reported_event_id(exc)
+    if previous is not None:
+        if settings.debug:
+            _log.debug(
+                "operation_failure_propagated",
+                component=boundary.component,
+                operation=boundary.operation,
+                duration_ms=round(duration_ms, 3),
+                error_type=_type_name(exc),
+            )
+        return previous or None
+    _mark(exc, _REPORTED, "")
+    kind = classify(exc)
+    type_name = _type_name(exc)
+    key: Hashable = (boundary.component, boundary.operation, type_name)
+    storm = _storm.current()
+    evicted_events: list[tuple[Hashable, int]] = []
+    event_id: str | None = None
+    if sentry_sdk.get_client().is_active():
+        decision, evicted_events = storm.admit_event(key)
+        if decision.send:
+            event_id = _send_event(
+                boundary,
+                exc,
+                kind,
+                type_name,
+                duration_ms,
+                decision.suppressed,
+                instance,
+                args,
+                kwargs,
+            )
+            if event_id:
+                _mark(exc, _REPORTED, event_id)
+    line, evicted_lines = storm.admit_log_line(key)
+    if line.suppressed:
+        _log_suppressed(boundary.component, boundary.operation, type_name, line.suppressed)
+    if line.send:
+        _log.error(
+            "operation_failed",
+            component=boundary.component,
+            operation=boundary.operation,
+            duration_ms=round(duration_ms, 3),
+            error_type=type_name,
+            error_kind=kind,
+            error_message=_message(exc),
+            sentry_event_id=event_id,
+            exc_info=exc,
+        )
+    if evicted_events or evicted_lines:
+        report_suppressed(evicted_events, evicted_lines)
+    return event_id
+
+
+def _send_event(
+    boundary: Boundary,
+    exc: Exception,
+    kind: str,
+    type_name: str,
+    duration_ms: float,
+    suppressed: int,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str | None:
+    context: dict[str, Any] = {
+        "duration_ms": round(duration_ms, 3),
+        "arguments": capture_arguments(boundary, instance, args, kwargs),
+        "boundaries": boundary_chain(),
+        "suppressed": suppressed,
+    }
+    log_context = _log_context()
+    if log_context:
+        context["log_context"] = log_context
+    return sentry_sdk.capture_exception(
+        exc,
+        tags={"component": boundary.component, "operation": boundary.operation, "error.kind": kind},
+        contexts={"errorkit": context},
+        fingerprint=[boundary.component, boundary.operation, type_name],
+        level="warning" if kind in WARNING_KINDS else "error",
+    )
+
+
+def _log_suppressed(component: str, operation: str, type_name: str, count: int) -> None:
+    _log.warning(
+        "operation_failures_suppressed",
+        component=component,
+        operation=operation,
+        error_type=type_name,
+        suppressed=count,
+    )
+
+
+def _send_suppressed_event(component: str, operation: str, type_name: str, count: int) -> None:
+    sentry_sdk.capture_message(
+        f"{count} failures of {component}.{operation} ({type_name}) were not reported "
+        "individually (storm control)",
+        level="warning",
+        tags={"component": component, "operation": operation},
+        contexts={"errorkit": {"suppressed": count, "boundaries": [], "arguments": {}}},
+        fingerprint=[component, operation, type_name],
+    )
+
+
+def report_suppressed(
+    events: list[tuple[Hashable, int]], lines: list[tuple[Hashable, int]]
+) -> None:
+    """Report held-back counts that no later failure will carry (flush, eviction)."""
+    for key, count in events:
+        with contextlib.suppress(Exception):
+            _send_suppressed_event(*_key_parts(key), count)
+    for key, count in lines:
+        with contextlib.suppress(Exception):
+            _log_suppressed(*_key_parts(key), count)
+
+
+def _key_parts(key: Hashable) -> tuple[str, str, str]:
+    component, operation, type_name = cast(tuple[str, str, str], key)
+    return component, operation, type_name
+
+
+def flush_suppressed() -> None:
+    """Report every count storm control is holding back, now.
+
+    Each fingerprint with held-back events gets one Sentry event (level
+    warning, same fingerprint, ``suppressed`` in its ``errorkit`` context);
+    each with held-back log lines one ``operation_failures_suppressed`` line.
+    Call it at shutdown so the numbers add up.
+    """
+    events, lines = _storm.current().drain()
+    report_suppressed(events, lines)
+
+
+def reraise_decision(
+    boundary: Boundary,
+    exc: Exception,
+    instance: Any,
+    event_id: str | None,
+    duration_ms: float,
+    reported: bool,
+) -> bool:
+    policy: bool | Callable[[Failure], bool] = boundary.reraise
+    if not callable(policy):
+        return bool(policy)
+    failure = Failure(
+        exception=exc,
+        component=boundary.component,
+        operation=boundary.operation,
+        instance=instance,
+        event_id=event_id,
+        duration_ms=duration_ms,
+        reported=reported,
+    )
+    try:
+        return bool(policy(failure))
+    except Exception:
+        # A broken policy must not hide the failure: the caller gets the original error.
+        return True

@@ -1,0 +1,102 @@
+"""Masking of personal data and secrets before anything leaves the process."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+FILTERED = "[Filtered]"
+
+# Key names whose values are secret whatever they hold.
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|authori[sz]ation|cookie"
+    r"|dsn|creds?$|credentials?|private[_-]?key|signature|session[_-]?key|set-cookie",
+    re.IGNORECASE,
+)
+# scheme://user:password@host -> scheme://user:***@host
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/?#\s@]*:)([^@\s/]+)(@)")
+# password=..., "token": "...", api_key: ... inside free text (logs, reprs, conninfo)
+_INLINE_SECRET = re.compile(
+    r"""(?ix)
+    (\b(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|apikey|authorization|cookie|dsn
+       |access[_-]?key|private[_-]?key)['"]?\s*[=:]\s*['"]?)
+    (?:bearer\s+|basic\s+)?
+    ([^\s'",;&})\]]+)
+    """
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# A run of 10 to 15 digits, optionally split by spaces, dashes, dots or parentheses.
+_PHONE = re.compile(r"(?<![\w.:/-])\+?\(?\d(?:[\s().-]{0,2}\d){9,14}(?![\w:])")
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
+
+_MAX_DEPTH = 12
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a mapping key names a value that must never be shown."""
+    return _SECRET_KEY.search(key) is not None
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if _DATE_LIKE.search(text):
+        return text
+    digits = sum(ch.isdigit() for ch in text)
+    if digits < 10 or digits > 15:
+        return text
+    keep = 4
+    out = []
+    for ch in reversed(text):
+        if ch.isdigit():
+            out.append(ch if keep > 0 else "*")
+            keep -= 1
+        else:
+            out.append(ch)
+    return "".join(reversed(out))
+
+
+def scrub_text(text: str) -> str:
+    """Mask secrets, e-mail addresses and phone numbers inside free text."""
+    if not text:
+        return text
+    if "://" in text:
+        text = _URL_PASSWORD.sub(r"\1***\3", text)
+    text = _INLINE_SECRET.sub(r"\1***", text)
+    if "@" in text:
+        text = _EMAIL.sub("[email]", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def scrub(value: Any, *, _depth: int = 0) -> Any:
+    """Return a copy of ``value`` with personal data and secrets masked.
+
+    Phone numbers keep their last four digits, e-mail addresses become
+    ``[email]``, passwords in connection strings become ``***``, and the values
+    of keys that look secret (password, token, api_key, dsn, ...) become
+    ``[Filtered]``. Mappings, lists, tuples and sets are walked; strings are
+    masked; other values are returned unchanged.
+    """
+    if isinstance(value, str):
+        return scrub_text(value)
+    if _depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                FILTERED
+                if isinstance(key, str) and value_is_set(item) and is_secret_key(key)
+                else scrub(item, _depth=_depth + 1)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, tuple):
+        return tuple(scrub(item, _depth=_depth + 1) for item in value)
+    if isinstance(value, list | set | frozenset):
+        return [scrub(item, _depth=_depth + 1) for item in value]
+    return value
+
+
+def value_is_set(item: Any) -> bool:
+    """A secret key holding None or "" is shown as it is: there is nothing to hide."""
+    return item is not None and item != ""

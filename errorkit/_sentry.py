@@ -1,0 +1,153 @@
+"""Sentry: client options shared by setup() and errorkit.testing, and the scrubbing before_send."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from errorkit._scrub import FILTERED, is_secret_key, scrub_text, value_is_set
+
+# Structure, identifiers and SDK metadata: never personal data, and masking them
+# would break Sentry's grouping and trace links.
+_STRUCTURAL_KEYS = frozenset(
+    {
+        "event_id",
+        "timestamp",
+        "start_timestamp",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "fingerprint",
+        "platform",
+        "sdk",
+        "modules",
+        "debug_meta",
+        "level",
+        "release",
+        "environment",
+        "server_name",
+        "filename",
+        "abs_path",
+        "module",
+        "function",
+        "lineno",
+        "colno",
+        "in_app",
+        "pre_context",
+        "post_context",
+        "context_line",
+        "mechanism",
+        "type",
+        "_meta",
+    }
+)
+_MAX_DEPTH = 16
+
+
+# Below these keys everything is user data: no key is structural there.
+_DATA_KEYS = frozenset({"vars", "extra", "contexts", "data", "tags", "request", "user", "logentry"})
+
+
+def _scrub_node(value: Any, depth: int, in_data: bool) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str):
+                if not in_data and key in _STRUCTURAL_KEYS:
+                    out[key] = item
+                    continue
+                if is_secret_key(key) and value_is_set(item):
+                    out[key] = FILTERED
+                    continue
+            out[key] = _scrub_node(item, depth + 1, in_data or key in _DATA_KEYS)
+        return out
+    if isinstance(value, list | tuple):
+        return [_scrub_node(item, depth + 1, in_data) for item in value]
+    return value
+
+
+def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Mask personal data and secrets anywhere in a Sentry event.
+
+    Covers the message, exception values, tags, contexts, extra, breadcrumbs,
+    request data and frame variables; leaves identifiers and code locations.
+    """
+    scrubbed: dict[str, Any] = _scrub_node(event, 0, False)
+    return scrubbed
+
+
+def _fallback_event(event: Mapping[str, Any], error: BaseException) -> dict[str, Any]:
+    """What is left of an event whose scrubbing failed: no free text at all."""
+    kept: dict[str, Any] = {
+        key: event[key]
+        for key in ("event_id", "timestamp", "level", "platform", "fingerprint", "sdk")
+        if key in event
+    }
+    tags = event.get("tags")
+    if isinstance(tags, Mapping):
+        kept["tags"] = {
+            k: v
+            for k, v in tags.items()
+            if k in ("component", "operation", "error.kind") and isinstance(v, str)
+        }
+    values = (event.get("exception") or {}).get("values") or []
+    kept["exception"] = {
+        "values": [{"type": v.get("type"), "value": "[scrubbing failed]"} for v in values]
+    }
+    kept["message"] = f"errorkit: event scrubbing failed ({type(error).__name__})"
+    return kept
+
+
+def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+    """Sentry ``before_send``: every event leaves the process scrubbed, or cut down."""
+    try:
+        return scrub_event(event)
+    except Exception as exc:
+        try:
+            return _fallback_event(event, exc)
+        except Exception:
+            return None
+
+
+def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}")
+    return value
+
+
+def client_options(
+    environ: Mapping[str, str], *, dsn: str | None, service: str | None = None
+) -> dict[str, Any]:
+    """The options errorkit initialises Sentry with (also used by capture_events)."""
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    return {
+        "dsn": dsn,
+        "environment": environ.get("SENTRY_ENVIRONMENT") or None,
+        "release": environ.get("SENTRY_RELEASE") or None,
+        "server_name": service or environ.get("SERVICE_NAME") or None,
+        "traces_sample_rate": _rate(environ, "SENTRY_TRACES_SAMPLE_RATE", 0.1),
+        "profiles_sample_rate": _rate(environ, "SENTRY_PROFILES_SAMPLE_RATE", 0.1),
+        # send_default_pii stays at its default, False: sentry-sdk 2.x deprecates
+        # passing it explicitly (data_collection replaces it), and the effect is the same.
+        "before_send": before_send,
+        # Frame locals hold raw arguments (phone numbers, 10 MB payloads); the
+        # boundary sends them bound, scrubbed and cut in its `errorkit` context instead.
+        "include_local_variables": False,
+        "max_value_length": 4096,
+        # Log records become breadcrumbs only: the boundary sends the one event,
+        # a `logger.error(..., exc_info=True)` on the same path must not send a second.
+        "integrations": [LoggingIntegration(level=logging.INFO, event_level=None)],
+    }
