@@ -78,3 +78,32 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def db(pg_url: str) -> Iterator[Any]:
+    """A migrated ``datalayer.Database`` on the suite's database (shared by the session)."""
+    from datalayer import Database, Settings, migrate
+
+    database = Database(pg_url, Settings(max_connections=4, service_name="datalayer-tests"))
+    migrate(database)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def clean_db(db: Any) -> Any:
+    """The session ``db`` with every table but ``schema_migrations`` emptied first."""
+    with db.connection() as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'schema_migrations'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+            )
+    return db

@@ -1,0 +1,437 @@
+"""Pure SQL builders: a table description in, ``(sql.Composed, params)`` out.
+
+Nothing here touches a connection, so a sync or an async executor runs the same
+queries. Every column, operator and order key is checked against the table's
+own list first: a wrong one raises ``ValidationError`` before any SQL exists.
+Names go through ``sql.Identifier``; values are always bound parameters.
+Statement text is cached by the *shape* of a call (which columns, which
+operators), never by its values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from datalayer.errors import ValidationError
+
+__all__ = [
+    "OPERATORS",
+    "BulkStatements",
+    "Query",
+    "Table",
+    "build_bulk_upsert",
+    "build_count",
+    "build_delete",
+    "build_select",
+    "build_upsert",
+    "bulk_rows",
+    "like_escape",
+    "matches_nothing",
+    "row_values",
+]
+
+OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "like", "ilike"})
+_COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+Filters = Mapping[str, Any]
+
+
+class Query(NamedTuple):
+    """A statement and its bound parameters."""
+
+    statement: sql.Composed
+    params: list[Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A table as the repositories see it.
+
+    ``columns`` maps each column to its PostgreSQL type, in row-type field order;
+    ``key`` is the conflict key of upserts (a unique index of the table);
+    ``managed`` columns are set by the server and never written from a row;
+    ``now_if_null`` columns get ``now()`` when written as NULL.
+    """
+
+    name: str
+    columns: Mapping[str, str]
+    key: tuple[str, ...]
+    managed: frozenset[str] = frozenset({"created_at", "updated_at"})
+    now_if_null: frozenset[str] = frozenset()
+    identifier: sql.Identifier = field(init=False)
+    writable: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        missing = [
+            c for c in (*self.key, *self.managed, *self.now_if_null) if c not in self.columns
+        ]
+        if missing:
+            raise ValueError(f"{self.name}: unknown columns {missing}")
+        object.__setattr__(self, "identifier", sql.Identifier(self.name))
+        writable = tuple(c for c in self.columns if c not in self.managed)
+        object.__setattr__(self, "writable", writable)
+
+    def check_column(self, column: object, role: str = "column") -> str:
+        if not isinstance(column, str) or column not in self.columns:
+            raise ValidationError(f"unknown {role} {column!r} for table {self.name}")
+        return column
+
+
+def like_escape(text: str) -> str:
+    """Escape ``%``, ``_`` and ``\\`` so ``text`` matches literally inside a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _adapt(table: Table, column: str, value: Any) -> Any:
+    if value is not None and table.columns[column] == "jsonb" and not isinstance(value, Jsonb):
+        return Jsonb(value)
+    return value
+
+
+# -- filters -------------------------------------------------------------------
+
+
+def _parse_filters(table: Table, filters: Filters | None) -> tuple[tuple[Any, ...], list[Any]]:
+    """Check ``filters``; return their shape (hashable) and parameters in order."""
+    if filters is None:
+        return (), []
+    if not isinstance(filters, Mapping):
+        raise ValidationError(f"filters must be a mapping, got {type(filters).__name__}")
+    shape: list[tuple[str, str, bool]] = []
+    params: list[Any] = []
+    for column, spec in filters.items():
+        table.check_column(column)
+        if isinstance(spec, Mapping) and not isinstance(spec, Jsonb):
+            if not spec:
+                raise ValidationError(f"empty operator mapping for column {column!r}")
+            items = list(spec.items())
+        else:
+            items = [("eq", spec)]
+        for op, value in items:
+            if op not in OPERATORS:
+                raise ValidationError(f"unknown operator {op!r} for column {column!r}")
+            if op in ("eq", "ne") and value is None:
+                shape.append((column, op, True))
+                continue
+            if value is None:
+                raise ValidationError(f"operator {op!r} on {column!r} needs a value, got None")
+            if op in ("in", "not_in"):
+                if not isinstance(value, list | tuple | set | frozenset):
+                    raise ValidationError(f"operator {op!r} on {column!r} needs a list of values")
+                values = [_adapt(table, column, v) for v in value]
+                if op == "not_in" and not values:
+                    continue  # excludes nothing
+                shape.append((column, op, False))
+                params.append(values)
+                continue
+            if op in ("like", "ilike") and not isinstance(value, str):
+                raise ValidationError(f"operator {op!r} on {column!r} needs a string pattern")
+            shape.append((column, op, False))
+            params.append(_adapt(table, column, value))
+    return tuple(shape), params
+
+
+def matches_nothing(filters: Filters | None) -> bool:
+    """True when a filter is an empty ``in`` list: the answer is empty without asking."""
+    if not filters:
+        return False
+    for spec in filters.values():
+        if isinstance(spec, Mapping) and not isinstance(spec, Jsonb):
+            value = spec.get("in")
+            if isinstance(value, list | tuple | set | frozenset) and not value:
+                return True
+    return False
+
+
+def _condition(table: Table, column: str, op: str, is_null: bool) -> sql.Composable:
+    ident = sql.Identifier(column)
+    if is_null:
+        return sql.SQL("{} IS NULL" if op == "eq" else "{} IS NOT NULL").format(ident)
+    if op in ("like", "ilike"):
+        return sql.SQL("{} LIKE %s" if op == "like" else "{} ILIKE %s").format(ident)
+    # The parameter is cast to the column's type: [1, 2] compares with an integer[]
+    # column, and a bad value fails as the caller's (invalid text representation).
+    column_type = sql.SQL(table.columns[column])
+    if op in ("in", "not_in"):
+        template = "{} = ANY(%s::{}[])" if op == "in" else "{} <> ALL(%s::{}[])"
+        return sql.SQL(template).format(ident, column_type)
+    if op == "eq":
+        return sql.SQL("{} = %s::{}").format(ident, column_type)
+    if op == "ne":
+        # NULL is "not equal" to any value, as Python readers expect.
+        return sql.SQL("{} IS DISTINCT FROM %s::{}").format(ident, column_type)
+    return sql.SQL("{} " + _COMPARISONS[op] + " %s::{}").format(ident, column_type)
+
+
+@lru_cache(maxsize=1024)
+def _where(table: Table, shape: tuple[Any, ...]) -> sql.Composable:
+    if not shape:
+        return sql.SQL("")
+    conditions = [_condition(table, *item) for item in shape]
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+
+
+@lru_cache(maxsize=64)
+def _select_list(table: Table) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+
+
+# -- reads and deletes --------------------------------------------------------------
+
+
+def _order_keys(table: Table, order_by: str | Sequence[str] | None) -> tuple[str, ...]:
+    if order_by is None:
+        return ()
+    keys = (order_by,) if isinstance(order_by, str) else tuple(order_by)
+    return tuple(table.check_column(k, "order key") for k in keys)
+
+
+def _count_arg(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _select_statement(
+    table: Table,
+    shape: tuple[Any, ...],
+    order: tuple[str, ...],
+    descending: bool,
+    limited: bool,
+    offset: bool,
+) -> sql.Composed:
+    parts: list[sql.Composable] = [
+        sql.SQL("SELECT "),
+        _select_list(table),
+        sql.SQL(" FROM "),
+        table.identifier,
+        _where(table, shape),
+    ]
+    if order:
+        direction = sql.SQL(" DESC" if descending else "")
+        parts.append(
+            sql.SQL(" ORDER BY ") + sql.SQL(", ").join(sql.Identifier(k) + direction for k in order)
+        )
+    if limited:
+        parts.append(sql.SQL(" LIMIT %s"))
+    if offset:
+        parts.append(sql.SQL(" OFFSET %s"))
+    return sql.Composed(parts)
+
+
+def build_select(
+    table: Table,
+    filters: Filters | None = None,
+    *,
+    order_by: str | Sequence[str] | None = None,
+    descending: bool = False,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> Query:
+    """``SELECT <every column> FROM table WHERE ... ORDER BY ... LIMIT ... OFFSET ...``."""
+    shape, params = _parse_filters(table, filters)
+    order = _order_keys(table, order_by)
+    limit = _count_arg("limit", limit)
+    offset = _count_arg("offset", offset)
+    if limit is not None:
+        params.append(limit)
+    if offset is not None:
+        params.append(offset)
+    statement = _select_statement(
+        table, shape, order, bool(descending), limit is not None, offset is not None
+    )
+    return Query(statement, params)
+
+
+@lru_cache(maxsize=256)
+def _count_statement(table: Table, shape: tuple[Any, ...]) -> sql.Composed:
+    return sql.SQL("SELECT count(*) FROM {}{}").format(table.identifier, _where(table, shape))
+
+
+def build_count(table: Table, filters: Filters | None = None) -> Query:
+    """``SELECT count(*) FROM table WHERE ...``."""
+    shape, params = _parse_filters(table, filters)
+    return Query(_count_statement(table, shape), params)
+
+
+@lru_cache(maxsize=256)
+def _delete_statement(table: Table, shape: tuple[Any, ...]) -> sql.Composed:
+    return sql.SQL("DELETE FROM {}{}").format(table.identifier, _where(table, shape))
+
+
+def build_delete(table: Table, filters: Filters) -> Query:
+    """``DELETE FROM table WHERE ...``; empty filters are refused (no accidental wipe)."""
+    if not filters:
+        raise ValidationError(f"refusing to delete every row of {table.name}: no filters")
+    shape, params = _parse_filters(table, filters)
+    return Query(_delete_statement(table, shape), params)
+
+
+# -- writes ------------------------------------------------------------------------
+
+
+def row_values(table: Table, row: object) -> dict[str, Any]:
+    """A row (model instance or mapping) as {column: value} of its writable columns.
+
+    Unknown keys and a missing conflict-key column raise ``ValidationError``;
+    server-managed columns (``created_at``, ``updated_at``) are dropped.
+    """
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        items: Mapping[str, Any] = {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+    elif isinstance(row, Mapping):
+        items = row
+    else:
+        raise ValidationError(
+            f"a {table.name} row must be a dataclass or a mapping, got {type(row).__name__}"
+        )
+    values: dict[str, Any] = {}
+    for column, value in items.items():
+        table.check_column(column)
+        if column not in table.managed:
+            values[column] = value
+    missing = [c for c in table.key if values.get(c) is None]
+    if missing:
+        raise ValidationError(f"a {table.name} row needs its key columns: {', '.join(missing)}")
+    return values
+
+
+def _value_sql(table: Table, column: str, source: sql.Composable) -> sql.Composable:
+    if column in table.now_if_null:
+        return sql.SQL("coalesce({}, now())").format(source)
+    return source
+
+
+def _conflict_update(table: Table, columns: Sequence[str]) -> sql.Composable:
+    assignments: list[sql.Composable] = [
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+        for c in columns
+        if c not in table.key
+    ]
+    if "updated_at" in table.columns:
+        assignments.append(sql.SQL("{} = now()").format(sql.Identifier("updated_at")))
+    return sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in table.key),
+        sql.SQL(", ").join(assignments),
+    )
+
+
+@lru_cache(maxsize=256)
+def _upsert_statement(table: Table, columns: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING {}").format(
+        table.identifier,
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(", ").join(_value_sql(table, c, sql.Placeholder()) for c in columns),
+        _conflict_update(table, columns),
+        _select_list(table),
+    )
+
+
+def build_upsert(table: Table, row: object) -> Query:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE ... RETURNING <every column>``.
+
+    Only the row's own columns are written: a mapping that leaves a column out
+    keeps its stored value (or the column default on insert).
+    """
+    values = row_values(table, row)
+    columns = tuple(c for c in table.writable if c in values)
+    params = [_adapt(table, c, values[c]) for c in columns]
+    return Query(_upsert_statement(table, columns), params)
+
+
+class BulkStatements(NamedTuple):
+    """The statements of one bulk upsert chunk, run in this order in one transaction.
+
+    ``copy`` is a ``COPY ... FROM STDIN (FORMAT BINARY)`` fed with ``bulk_rows``
+    using ``types`` for ``Copy.set_types``.
+    """
+
+    create: sql.Composed
+    copy: sql.Composed
+    types: tuple[str, ...]
+    merge: sql.Composed
+    drop: sql.Composed
+
+
+@lru_cache(maxsize=256)
+def build_bulk_upsert(table: Table, columns: tuple[str, ...]) -> BulkStatements:
+    """COPY into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``.
+
+    The SQL is the same for 1 row or a million; the rows travel by COPY.
+    """
+    for column in columns:
+        table.check_column(column)
+    temp = sql.Identifier(f"_bulk_{table.name}")
+    column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    # Only the batch's columns, without constraints: the target table judges the rows.
+    create = sql.SQL(
+        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+    ).format(temp, column_list, table.identifier)
+    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(temp, column_list)
+    merge = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(
+        table.identifier,
+        column_list,
+        sql.SQL(", ").join(_value_sql(table, c, sql.Identifier(c)) for c in columns),
+        temp,
+        _conflict_update(table, columns),
+    )
+    drop = sql.SQL("DROP TABLE {}").format(temp)
+    return BulkStatements(create, copy, tuple(table.columns[c] for c in columns), merge, drop)
+
+
+def bulk_rows(
+    table: Table, rows: Iterable[object]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The columns and value tuples of a batch, duplicate keys dropped (the last one wins).
+
+    Every row must carry the same columns: a bulk write never fills gaps with NULL.
+    The first row is checked in full; the rest only need the same shape.
+    """
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return (), []
+    columns = tuple(c for c in table.writable if c in row_values(table, first))
+    key_positions = tuple(columns.index(c) for c in table.key)
+    getter = _record_getter(columns)
+    first_type = type(first)
+    first_keys = frozenset(first) if isinstance(first, Mapping) else frozenset()
+    by_key: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for index, row in enumerate(itertools.chain((first,), iterator)):
+        if type(row) is not first_type or (isinstance(row, Mapping) and row.keys() != first_keys):
+            values = row_values(table, row)
+            if values.keys() != set(columns):
+                raise ValidationError(
+                    f"bulk rows for {table.name} must all have the same columns; "
+                    f"row {index} differs from row 0"
+                )
+        record = getter(row)
+        key = tuple(record[i] for i in key_positions)
+        if None in key:
+            raise ValidationError(f"bulk row {index} for {table.name} lacks a key column value")
+        by_key.pop(key, None)  # re-inserted at the end: rows keep their last position
+        by_key[key] = record
+    return columns, list(by_key.values())
+
+
+def _record_getter(columns: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    by_attribute = operator.attrgetter(*columns)
+    by_item = operator.itemgetter(*columns)
+    single = len(columns) == 1
+
+    def record(row: Any) -> tuple[Any, ...]:
+        values = by_item(row) if isinstance(row, Mapping) else by_attribute(row)
+        return (values,) if single else values
+
+    return record

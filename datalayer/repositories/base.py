@@ -1,0 +1,128 @@
+"""``BaseRepository``: the generic reads and writes every domain repository shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import Any, ClassVar, Generic, TypeVar
+
+from psycopg.rows import class_row
+
+from datalayer._database import Database
+from datalayer.repositories import _sql
+from datalayer.repositories._sql import Filters, Table
+
+__all__ = ["BaseRepository"]
+
+RowT = TypeVar("RowT")
+
+
+class BaseRepository(Generic[RowT]):
+    """Reads and writes one table, returning rows as ``row_type`` instances.
+
+    Plain on purpose: it logs and reports nothing, and raises ``datalayer.errors``.
+    Inside ``db.transaction()`` every call uses the transaction's connection.
+    A subclass sets ``table`` and ``row_type`` and adds its named finders.
+    """
+
+    table: ClassVar[Table]
+    row_type: type[RowT]
+    #: Rows per COPY + merge round of ``bulk_upsert`` (all rounds share one transaction).
+    bulk_chunk_size: int = 50_000
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._row_factory = class_row(self.row_type)
+
+    # -- reads -----------------------------------------------------------------
+
+    def find_one(self, filters: Filters | None = None) -> RowT | None:
+        """The first row matching ``filters``, or None."""
+        query = _sql.build_select(self.table, filters, limit=1)
+        if _sql.matches_nothing(filters):
+            return None
+        with self.db.connection() as conn:
+            cur = conn.cursor(row_factory=self._row_factory)
+            return cur.execute(query.statement, query.params).fetchone()
+
+    def find_many(
+        self,
+        filters: Filters | None = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[RowT]:
+        """Every row matching ``filters``, ordered and paged as asked."""
+        query = _sql.build_select(
+            self.table,
+            filters,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+        )
+        if _sql.matches_nothing(filters):
+            return []
+        with self.db.connection() as conn:
+            cur = conn.cursor(row_factory=self._row_factory)
+            return cur.execute(query.statement, query.params).fetchall()
+
+    def count(self, filters: Filters | None = None) -> int:
+        """How many rows match ``filters``."""
+        query = _sql.build_count(self.table, filters)
+        if _sql.matches_nothing(filters):
+            return 0
+        with self.db.connection() as conn:
+            row = conn.execute(query.statement, query.params).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writes ------------------------------------------------------------------
+
+    def upsert(self, row: RowT | dict[str, Any]) -> RowT:
+        """Insert ``row`` or update the stored one with the same key; return the stored row."""
+        query = _sql.build_upsert(self.table, row)
+        with self.db.connection() as conn:
+            cur = conn.cursor(row_factory=self._row_factory)
+            stored = cur.execute(query.statement, query.params).fetchone()
+        assert stored is not None  # RETURNING always yields the row
+        return stored
+
+    def bulk_upsert(self, rows: Iterable[RowT | dict[str, Any]]) -> int:
+        """Upsert any number of rows atomically; return how many distinct keys were written.
+
+        Duplicate keys within the batch: the last row wins. Rows travel by COPY in
+        chunks of ``bulk_chunk_size``, all in one transaction: on any failure
+        nothing is written.
+        """
+        columns, records = _sql.bulk_rows(self.table, rows)
+        if not records:
+            return 0
+        statements = _sql.build_bulk_upsert(self.table, columns)
+        written = 0
+        with self.db.connection() as conn, conn.transaction():
+            iterator = iter(records)
+            while chunk := list(islice(iterator, self.bulk_chunk_size)):
+                conn.execute(statements.create)
+                with conn.cursor() as cur:
+                    with cur.copy(statements.copy) as copy:
+                        copy.set_types(statements.types)
+                        for record in chunk:
+                            copy.write_row(record)
+                    cur.execute(statements.merge)
+                    written += max(cur.rowcount, 0)
+                conn.execute(statements.drop)
+        return written
+
+    def delete(self, filters: Filters) -> int:
+        """Delete the rows matching ``filters`` (at least one filter); return how many."""
+        query = _sql.build_delete(self.table, filters)
+        if _sql.matches_nothing(filters):
+            return 0
+        with self.db.connection() as conn:
+            cur = conn.execute(query.statement, query.params)
+            return max(cur.rowcount, 0)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} table={self.table.name}>"

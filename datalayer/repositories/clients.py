@@ -1,0 +1,58 @@
+"""The clients repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datalayer.models import Client
+from datalayer.repositories._sql import Table, like_escape
+from datalayer.repositories.base import BaseRepository
+
+__all__ = ["ClientsRepository"]
+
+
+class ClientsRepository(BaseRepository[Client]):
+    table = Table(
+        "clients",
+        {
+            "yclients_id": "bigint",
+            "company_id": "bigint",
+            "name": "text",
+            "phone": "text",
+            "email": "text",
+            "last_visit_date": "date",
+            "visit_count": "integer",
+            "tags": "text[]",
+            "preferences": "jsonb",
+            "created_at": "timestamptz",
+            "updated_at": "timestamptz",
+        },
+        key=("yclients_id", "company_id"),
+    )
+    row_type = Client
+
+    def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Client | None:
+        """The client with this booking-system id; ``company_id=None`` searches every salon."""
+        filters: dict[str, Any] = {"yclients_id": yclients_id}
+        if company_id is not None:
+            filters["company_id"] = company_id
+        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
+        return found[0] if found else None
+
+    def find_by_phone(self, phone: str, company_id: int | None = None) -> Client | None:
+        """The client with this E.164-digits phone; the latest updated across salons if
+        ``company_id`` is None."""
+        filters: dict[str, Any] = {"phone": phone}
+        if company_id is not None:
+            filters["company_id"] = company_id
+        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
+        return found[0] if found else None
+
+    def search_by_name(self, company_id: int, name: str, *, limit: int = 100) -> list[Client]:
+        """Clients of a salon whose name contains ``name`` (case-insensitive, literal)."""
+        pattern = f"%{like_escape(name)}%"
+        return self.find_many(
+            {"company_id": company_id, "name": {"ilike": pattern}},
+            order_by="name",
+            limit=limit,
+        )

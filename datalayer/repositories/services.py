@@ -1,0 +1,55 @@
+"""The services repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datalayer.models import Service
+from datalayer.repositories._sql import Table
+from datalayer.repositories.base import BaseRepository
+
+__all__ = ["ServicesRepository"]
+
+
+class ServicesRepository(BaseRepository[Service]):
+    table = Table(
+        "services",
+        {
+            "yclients_id": "bigint",
+            "company_id": "bigint",
+            "title": "text",
+            "category_id": "bigint",
+            "price_min": "numeric",
+            "price_max": "numeric",
+            "duration": "integer",
+            "is_active": "boolean",
+            "weight": "integer",
+            "created_at": "timestamptz",
+            "updated_at": "timestamptz",
+        },
+        key=("yclients_id", "company_id"),
+    )
+    row_type = Service
+
+    def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Service | None:
+        """The service with this booking-system id; ``company_id=None`` searches every salon."""
+        filters: dict[str, Any] = {"yclients_id": yclients_id}
+        if company_id is not None:
+            filters["company_id"] = company_id
+        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
+        return found[0] if found else None
+
+    def list_for_company(self, company_id: int, *, include_inactive: bool = False) -> list[Service]:
+        """A salon's services, heaviest weight first, then by title."""
+        filters: dict[str, Any] = {"company_id": company_id}
+        if not include_inactive:
+            filters["is_active"] = True
+        rows = self.find_many(filters, order_by="title")
+        return sorted(rows, key=lambda s: -s.weight)
+
+    def find_by_category(self, company_id: int, category_id: int) -> list[Service]:
+        """A salon's active services in one category, by title."""
+        return self.find_many(
+            {"company_id": company_id, "category_id": category_id, "is_active": True},
+            order_by="title",
+        )

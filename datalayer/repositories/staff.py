@@ -1,0 +1,44 @@
+"""The staff repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datalayer.models import Staff
+from datalayer.repositories._sql import Table
+from datalayer.repositories.base import BaseRepository
+
+__all__ = ["StaffRepository"]
+
+
+class StaffRepository(BaseRepository[Staff]):
+    table = Table(
+        "staff",
+        {
+            "yclients_id": "bigint",
+            "company_id": "bigint",
+            "name": "text",
+            "specialization": "text",
+            "is_active": "boolean",
+            "rating": "double precision",
+            "created_at": "timestamptz",
+            "updated_at": "timestamptz",
+        },
+        key=("yclients_id", "company_id"),
+    )
+    row_type = Staff
+
+    def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Staff | None:
+        """The staff member with this booking-system id; ``company_id=None``: any salon."""
+        filters: dict[str, Any] = {"yclients_id": yclients_id}
+        if company_id is not None:
+            filters["company_id"] = company_id
+        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
+        return found[0] if found else None
+
+    def list_for_company(self, company_id: int, *, include_inactive: bool = False) -> list[Staff]:
+        """A salon's staff, by name."""
+        filters: dict[str, Any] = {"company_id": company_id}
+        if not include_inactive:
+            filters["is_active"] = True
+        return self.find_many(filters, order_by="name")
