@@ -1,0 +1,151 @@
+"""Deleting expired WhatsApp keys in short batches, and recording each run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from datalayer.errors import ValidationError
+from errorkit import captured, get_logger
+
+if TYPE_CHECKING:
+    from datalayer._database import Database
+
+__all__ = ["CleanupResult", "cleanup_expired_keys"]
+
+#: ``progress(done, total)``, called once before the first batch and after each.
+ProgressCallback = Callable[[int, int], None]
+
+
+def _log() -> Any:
+    return get_logger("datalayer.whatsapp")
+
+
+class CleanupResult(TypedDict):
+    deleted: int
+    duration_ms: float
+    dry_run: bool
+    batches: int
+
+
+@captured("whatsapp", "cleanup_expired_keys", expected=(ValidationError,))
+def cleanup_expired_keys(
+    db: Database,
+    *,
+    dry_run: bool = False,
+    batch_size: int = 5000,
+    progress: ProgressCallback | None = None,
+) -> CleanupResult:
+    """Delete keys whose ``expires_at`` has passed, ``batch_size`` rows per transaction.
+
+    Keys that expire while the run is going are left for the next run, so it
+    always ends. A dry run deletes nothing and returns as ``deleted`` how many
+    keys a real run would delete now. Each real run is recorded in
+    ``whatsapp_cleanup_runs`` (``last_cleanup`` of the health check).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size must be a positive integer")
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT now(), count(*) FROM whatsapp_keys WHERE expires_at <= now()"
+        ).fetchone()
+    assert row is not None
+    cutoff: datetime = row[0]
+    total = int(row[1])
+    if dry_run:
+        result: CleanupResult = {
+            "deleted": total,
+            "duration_ms": _elapsed_ms(started),
+            "dry_run": True,
+            "batches": 0,
+        }
+        _log().info("whatsapp_cleanup_dry_run", would_delete=total)
+        return result
+
+    deleted = 0
+    batches = 0
+    if progress is not None:
+        progress(0, total)
+    try:
+        while True:
+            # One statement per batch: on an autocommit connection it is its own
+            # short transaction, so no lock is held across batches.
+            with db.connection() as conn:
+                cursor = conn.execute(
+                    """
+                    DELETE FROM whatsapp_keys
+                    WHERE ctid = ANY(ARRAY(
+                        SELECT ctid FROM whatsapp_keys
+                        WHERE expires_at <= %(cutoff)s LIMIT %(limit)s
+                    ))
+                    AND expires_at <= %(cutoff)s
+                    """,
+                    {"cutoff": cutoff, "limit": batch_size},
+                )
+                count = cursor.rowcount
+            if count <= 0:
+                break
+            deleted += count
+            batches += 1
+            if progress is not None:
+                progress(deleted, max(total, deleted))
+            if count < batch_size:
+                break
+    except Exception as exc:
+        _record_run(db, started_at, cutoff, deleted, batches, batch_size, started, exc)
+        raise
+    duration_ms = _record_run(db, started_at, cutoff, deleted, batches, batch_size, started, None)
+    _log().info(
+        "whatsapp_cleanup_completed",
+        deleted=deleted,
+        batches=batches,
+        batch_size=batch_size,
+        duration_ms=duration_ms,
+    )
+    return {"deleted": deleted, "duration_ms": duration_ms, "dry_run": False, "batches": batches}
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _record_run(
+    db: Database,
+    started_at: datetime,
+    cutoff: datetime,
+    deleted: int,
+    batches: int,
+    batch_size: int,
+    started: float,
+    error: BaseException | None,
+) -> float:
+    duration_ms = _elapsed_ms(started)
+    try:
+        with db.connection() as conn:
+            conn.execute(
+                """
+                INSERT INTO whatsapp_cleanup_runs
+                    (started_at, finished_at, cutoff, deleted, batches, batch_size,
+                     duration_ms, error)
+                VALUES (%s, now(), %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    started_at,
+                    cutoff,
+                    deleted,
+                    batches,
+                    batch_size,
+                    duration_ms,
+                    None if error is None else type(error).__name__,
+                ),
+            )
+    except Exception:
+        if error is None:
+            raise
+        # The run already failed; its own error is what gets reported.
+        _log().debug("whatsapp_cleanup_record_failed", exc_info=True)
+    return duration_ms
