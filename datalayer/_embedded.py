@@ -18,8 +18,10 @@ __all__ = ["start_embedded"]
 
 
 def _log() -> Any:
-    # Looked up per use: loggers are only needed off the hot path.
-    return get_logger("datalayer.embedded")
+    # Looked up per use (off the hot path), so capture_logs() sees the current config.
+    # bind(logger=) rather than get_logger(name): structlog.get_logger(logger=...) clashes
+    # with wrap_logger's own "logger" parameter.
+    return get_logger().bind(logger="datalayer.embedded")
 
 
 _servers: dict[Path, Any] = {}

@@ -17,8 +17,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def _log() -> Any:
-    # Looked up per use: loggers are only needed off the hot path.
-    return get_logger("datalayer.migrate")
+    # Looked up per use (off the hot path), so capture_logs() sees the current config.
+    # bind(logger=) rather than get_logger(name): structlog.get_logger(logger=...) clashes
+    # with wrap_logger's own "logger" parameter.
+    return get_logger().bind(logger="datalayer.migrate")
 
 
 # One key for every process migrating this database (pg_advisory_xact_lock).
