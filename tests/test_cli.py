@@ -1,0 +1,188 @@
+"""The installed ``datalayer`` console script, run in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datalayer import Database
+
+_SCRIPT = shutil.which("datalayer", path=str(Path(sys.executable).parent)) or shutil.which(
+    "datalayer"
+)
+COMMAND = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "datalayer"]
+
+_CONNECTION_VARIABLES = (
+    "DATABASE_URL",
+    "TEST_DATABASE_URL",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "SENTRY_DSN",
+    "NO_COLOR",
+)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CONNECTION_VARIABLES}
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def pg_env(pg_url: str) -> dict[str, str]:
+    return _env(DATABASE_URL=pg_url)
+
+
+@pytest.fixture
+def wa_db(db: Database) -> Iterator[Database]:
+    def truncate() -> None:
+        with db.connection() as conn:
+            conn.execute("TRUNCATE whatsapp_keys, whatsapp_auth, whatsapp_cleanup_runs")
+
+    truncate()
+    yield db
+    truncate()
+
+
+def _seed_expired(db: Database, count: int) -> None:
+    with db.connection() as conn:
+        conn.execute(
+            """
+            INSERT INTO whatsapp_keys (session_id, key_type, key_id, value, expires_at)
+            SELECT 'cli-' || (n / 50), 'session', n::text, '{}'::jsonb, now() - interval '1 hour'
+            FROM generate_series(1, %s) AS n
+            """,
+            (count,),
+        )
+
+
+def test_help_lists_every_command() -> None:
+    result = run("--help", env=_env())
+    assert result.returncode == 0
+    for command in ("migrate", "demo", "serve", "health", "whatsapp"):
+        assert command in result.stdout
+    whatsapp = run("whatsapp", "--help", env=_env())
+    assert whatsapp.returncode == 0
+    assert "cleanup" in whatsapp.stdout
+    assert "health" in whatsapp.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--no-such-flag"],
+        [],
+        ["whatsapp"],
+        ["whatsapp", "cleanup", "--batch-size", "0"],
+        ["serve", "--port", "eighty"],
+        ["nonsense"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run(*args, env=_env())
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "usage:" in result.stderr
+
+
+def test_migrate_twice(pg_env: dict[str, str], db: Database) -> None:
+    first = run("migrate", env=pg_env)
+    assert first.returncode == 0, first.stderr
+    second = run("migrate", "--json", env=pg_env)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == {"applied": []}
+    third = run("migrate", env=pg_env)
+    assert third.stdout.strip() == "database is up to date"
+
+
+def test_health_json_parses(pg_env: dict[str, str], wa_db: Database) -> None:
+    result = run("health", "--json", env=pg_env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "ok"
+    assert report["database"]["ok"] is True
+    assert report["whatsapp"]["status"] == "healthy"
+    assert "pool" in report
+    human = run("health", env=pg_env)
+    assert human.returncode == 0
+    assert "database" in human.stdout
+    assert "\033[" not in human.stdout  # not a terminal: no colour
+
+
+def test_whatsapp_health_exit_codes(pg_env: dict[str, str], wa_db: Database) -> None:
+    healthy = run("whatsapp", "health", "--json", env=pg_env)
+    assert healthy.returncode == 0, healthy.stderr
+    assert json.loads(healthy.stdout)["status"] == "healthy"
+    _seed_expired(wa_db, 600)
+    critical = run("whatsapp", "health", "--json", env=pg_env)
+    assert critical.returncode == 1
+    assert json.loads(critical.stdout)["status"] == "critical"
+    human = run("whatsapp", "health", env=pg_env)
+    assert human.returncode == 1
+    assert "critical" in human.stdout
+    assert "600" in human.stdout
+
+
+def test_whatsapp_cleanup_dry_run_then_real(pg_env: dict[str, str], wa_db: Database) -> None:
+    _seed_expired(wa_db, 120)
+    dry = run("whatsapp", "cleanup", "--dry-run", env=pg_env)
+    assert dry.returncode == 0, dry.stderr
+    assert "120" in dry.stdout
+    dry_json = run("whatsapp", "cleanup", "--dry-run", "--json", env=pg_env)
+    assert json.loads(dry_json.stdout)["deleted"] == 120
+    with wa_db.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM whatsapp_keys").fetchone()
+    assert row == (120,)
+    real = run("whatsapp", "cleanup", "--json", "--batch-size", "50", env=pg_env)
+    assert real.returncode == 0, real.stderr
+    result = json.loads(real.stdout)
+    assert result["deleted"] == 120
+    assert result["batches"] == 3
+    assert result["dry_run"] is False
+
+
+def test_unreachable_database_exits_1(tmp_path: Path) -> None:
+    env = _env(
+        DATABASE_URL="host=127.0.0.1 port=1 dbname=nothing user=nobody connect_timeout=1",
+        POSTGRES_POOL_TIMEOUT="1",
+    )
+    result = run("health", "--json", env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_embedded_server(tmp_path: Path) -> None:
+    env = _env(
+        DATALAYER_DATA_DIR=str(tmp_path / "pgdata"),
+        HOME=str(tmp_path / "home"),
+    )
+    result = run("demo", env=env, timeout=280)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "operation_rejected" in out
+    assert "operation_failed" in out
+    assert "Sentry event" in out
+    for method in ("get_client_by_phone", "upsert_company", "get_staff_schedules"):
+        assert method in out
