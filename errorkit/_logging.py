@@ -7,6 +7,7 @@ import sys
 from typing import Any, Literal, TextIO, cast
 
 import structlog
+from structlog._config import BoundLoggerLazyProxy
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from errorkit._scrub import scrub
@@ -111,4 +112,8 @@ def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBound
     """Return a structlog logger; ``name`` is added to each line as ``logger``."""
     if name is not None:
         initial_values["logger"] = name
-    return cast(FilteringBoundLogger, structlog.get_logger(**initial_values))
+    # A lazy proxy (what structlog.get_logger returns), built directly because
+    # get_logger's own `logger` parameter would swallow the "logger" key. Lazy, so
+    # a module-level logger follows later configuration (setup(), capture_logs()).
+    proxy = BoundLoggerLazyProxy(None, initial_values=initial_values, logger_factory_args=())
+    return cast(FilteringBoundLogger, proxy)

@@ -63,6 +63,10 @@ def capture_events() -> Iterator[list[dict[str, Any]]]:
     previous = sentry_sdk.get_client()
     if previous.is_active():
         options = dict(previous.options)
+        if options.get("event_scrubber") is not None:
+            # The client resolved data_collection itself; passing the resolved value
+            # back would switch its event scrubber off. Let the new client resolve it.
+            options.pop("data_collection", None)
     else:
         options = client_options({}, dsn=_PLACEHOLDER_DSN)
     options["dsn"] = options.get("dsn") or _PLACEHOLDER_DSN

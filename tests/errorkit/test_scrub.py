@@ -1,0 +1,155 @@
+"""Personal data and secrets never leave the process unmasked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import errorkit
+from errorkit import captured, scrub
+
+PHONE = "+7 968 648 44 88"
+EMAIL = "anna.petrova@example.com"
+DSN_PASSWORD = "s3cr3tPa55"
+DSN = f"postgresql://app:{DSN_PASSWORD}@db.internal:5432/salon"
+TOKEN = "tok_9f8e7d6c5b4a"
+SECRETS = ("968 648", "9686484", EMAIL, "anna.petrova", DSN_PASSWORD, TOKEN)
+
+
+def assert_clean(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} leaked"
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("call +7 968 648 44 88 now", "call +* *** *** 44 88 now"),
+        ("89686484488", "*******4488"),
+        ("write to anna.petrova@example.com", "write to [email]"),
+        (DSN, "postgresql://app:***@db.internal:5432/salon"),
+        ("host=db password=hunter2 user=app", "host=db password=*** user=app"),
+        ("{'token': 'abc'}", "{'token': '***'}"),
+        ("Authorization: Bearer abc.def", "Authorization: ***"),
+    ],
+)
+def test_scrub_masks_text(raw: str, masked: str) -> None:
+    assert scrub(raw) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-29 02:32:19",
+        "duration 1234.5 ms",
+        "order 123456",
+        "/var/lib/app/12345678901/file",
+        "uuid 550e8400-e29b-41d4-a716-446655440000",
+    ],
+)
+def test_scrub_leaves_ordinary_text_alone(text: str) -> None:
+    assert scrub(text) == text
+
+
+def test_scrub_walks_structures_and_filters_secret_keys() -> None:
+    value = {
+        "password": "x",
+        "api_key": "y",
+        "Authorization": "Bearer z",
+        "nested": [{"token": "t", "phone": PHONE}],
+        "dsn": DSN,
+        "empty_password": "",
+        "tuple": (EMAIL,),
+        "count": 3,
+    }
+    assert scrub(value) == {
+        "password": "[Filtered]",
+        "api_key": "[Filtered]",
+        "Authorization": "[Filtered]",
+        "nested": [{"token": "[Filtered]", "phone": "+* *** *** 44 88"}],
+        "dsn": "[Filtered]",
+        "empty_password": "",
+        "tuple": ("[email]",),
+        "count": 3,
+    }
+
+
+def test_personal_data_in_arguments_and_extra_is_masked_in_event_and_json_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from errorkit.testing import capture_events
+
+    errorkit.setup(env_file=None, log_format="json")
+
+    @captured("crm", "notify", reraise=False, extra={"dsn": DSN, "contact": EMAIL})
+    def notify(phone: str, email: str, conninfo: str, token: str, payload: dict[str, str]) -> None:
+        raise ValueError(f"cannot notify {phone} / {email} via {conninfo} with token={TOKEN}")
+
+    capsys.readouterr()
+    with capture_events() as events:
+        notify(PHONE, EMAIL, DSN, TOKEN, {"password": DSN_PASSWORD, "to": PHONE})
+    out = capsys.readouterr().out
+    (event,) = events
+    serialised = json.dumps(event)
+    assert_clean(serialised)
+    args = event["contexts"]["errorkit"]["arguments"]
+    assert args["phone"] == "'+* *** *** 44 88'"
+    assert args["token"] == "[Filtered]"
+    assert args["dsn"] == "[Filtered]"
+    assert "44 88" in args["payload"]
+    assert "[email]" in event["exception"]["values"][0]["value"]
+
+    lines = [json.loads(line) for line in out.splitlines()]
+    (failed,) = [line for line in lines if line["event"] == "operation_failed"]
+    assert_clean(out)
+    assert "44 88" in failed["error_message"]
+
+
+def test_tags_contexts_breadcrumbs_and_messages_are_scrubbed_by_before_send() -> None:
+    import sentry_sdk
+
+    from errorkit.testing import capture_events
+
+    with capture_events() as events:
+        sentry_sdk.add_breadcrumb(message=f"sms to {PHONE}", category="sms")
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("customer", EMAIL)
+            scope.set_context("order", {"password": DSN_PASSWORD, "note": DSN})
+            scope.set_extra("token", TOKEN)
+            sentry_sdk.capture_message(f"user {EMAIL} called from {PHONE}")
+    assert len(events) == 1
+    assert_clean(json.dumps(events[0]))
+
+
+def test_failing_scrubber_costs_a_fallback_not_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import errorkit._logging
+    import errorkit._sentry
+    from errorkit.testing import capture_events
+
+    def broken(value: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("scrubber bug")
+
+    errorkit.setup(env_file=None, log_format="json")
+    monkeypatch.setattr(errorkit._sentry, "scrub_text", broken)
+    monkeypatch.setattr(errorkit._logging, "scrub", broken)
+
+    @captured("crm", "notify", reraise=False, default="fallback")
+    def notify(phone: str) -> str:
+        raise ValueError(f"cannot notify {phone}")
+
+    capsys.readouterr()
+    with capture_events() as events:
+        assert notify(PHONE) == "fallback"
+    (event,) = events
+    assert_clean(json.dumps(event))
+    assert event["tags"]["operation"] == "notify"
+    assert "scrubbing failed" in event["message"]
+    (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert line["event"] == "operation_failed"
+    assert line["scrub_error"] == "RuntimeError"
+    assert_clean(json.dumps(line))
