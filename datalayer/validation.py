@@ -193,7 +193,9 @@ def validate_payload(
     key that is not a field of *model* is refused (a misspelt column would
     otherwise be dropped without a word).
     *normalizers* map a field to the validator of its value; ``None`` values
-    are left to the database.
+    are left to the database. The result holds every field: those a mapping
+    leaves out take the model's defaults, so an upsert always writes a full
+    row, whichever way it was spelt.
     """
     fields = {f.name for f in dataclasses.fields(model)}
     required = {
@@ -218,6 +220,11 @@ def validate_payload(
     for field, normalize in (normalizers or {}).items():
         if row.get(field) is not None:
             row[field] = normalize(row[field])
+    if not isinstance(payload, model):
+        # A mapping spells the same full row as the model: left-out fields take the
+        # model's defaults (the column defaults), in a single upsert as in a batch.
+        complete = model(**row)
+        row = {f: getattr(complete, f) for f in fields}
     return row
 
 

@@ -270,7 +270,7 @@ def test_payload_from_mapping_may_be_partial() -> None:
     row = validate_payload(
         {"yclients_id": "3", "company_id": 2}, Row, keys=KEYS, normalizers=NORMALIZERS
     )
-    assert row == {"yclients_id": 3, "company_id": 2}
+    assert row == {"yclients_id": 3, "company_id": 2, "name": None, "phone": None}
 
 
 def test_payload_unknown_key_is_refused() -> None:
@@ -298,6 +298,7 @@ def test_payload_fields_without_default_are_required() -> None:
     assert validate_payload({"company_id": 1, "title": "x"}, Titled, keys=("company_id",)) == {
         "company_id": 1,
         "title": "x",
+        "tags": [],
     }
     with pytest.raises(ValidationError, match="title"):
         validate_payload({"company_id": 1, "tags": []}, Titled, keys=("company_id",))
