@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from errorkit._report import active, reported_event_id
 from errorkit._scrub import FILTERED, is_secret_key, scrub_text, value_is_set
 
 # Structure, identifiers and SDK metadata: never personal data, and masking them
@@ -100,8 +101,38 @@ def _fallback_event(event: Mapping[str, Any], error: BaseException) -> dict[str,
     return kept
 
 
+def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bool:
+    """True for an unhandled-exception event from a Sentry integration that errorkit owns.
+
+    Framework integrations (Starlette, FastAPI, ...) capture unhandled errors
+    themselves. Inside an errorkit boundary that would be a second event for one
+    failure (and could claim it first, without the boundary's tags): the
+    boundary reports it, or already has.
+    """
+    if "errorkit" in (event.get("contexts") or {}):
+        return False
+    exc_info = hint.get("exc_info")
+    exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+    if not isinstance(exc, Exception):
+        return False
+    if reported_event_id(exc) is not None:
+        return True
+    values = (event.get("exception") or {}).get("values") or []
+    unhandled = any((v.get("mechanism") or {}).get("handled") is False for v in values)
+    return unhandled and active.get() is not None
+
+
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    """Sentry ``before_send``: every event leaves the process scrubbed, or cut down."""
+    """Sentry ``before_send``: every event leaves the process scrubbed, or cut down.
+
+    Unhandled-error events that Sentry's own integrations raise for a failure an
+    errorkit boundary reports are dropped (exactly once).
+    """
+    try:
+        if _left_to_a_boundary(event, hint):
+            return None
+    except Exception:
+        pass
     try:
         return scrub_event(event)
     except Exception as exc:
@@ -128,6 +159,7 @@ def client_options(
     environ: Mapping[str, str], *, dsn: str | None, service: str | None = None
 ) -> dict[str, Any]:
     """The options errorkit initialises Sentry with (also used by capture_events)."""
+    from sentry_sdk.integrations.dedupe import DedupeIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration
 
     return {
@@ -147,4 +179,8 @@ def client_options(
         # Log records become breadcrumbs only: the boundary sends the one event,
         # a `logger.error(..., exc_info=True)` on the same path must not send a second.
         "integrations": [LoggingIntegration(level=logging.INFO, event_level=None)],
+        # Boundaries mark what they report, which is the deduplication that matters;
+        # Sentry's own (last exception seen) would swallow the boundary's event when
+        # an integration saw the same exception first.
+        "disabled_integrations": [DedupeIntegration()],
     }

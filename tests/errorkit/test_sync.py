@@ -436,3 +436,66 @@ def test_traceback_object_is_kept() -> None:
             names.append(tb.tb_frame.f_code.co_name)
             tb = tb.tb_next
         assert names[-1] == "f"
+
+
+def test_tags_of_one_failure_do_not_leak_into_the_next_event(
+    errorkit_events: list[dict[str, Any]],
+) -> None:
+    import sentry_sdk
+
+    @captured("billing", "charge", reraise=False)
+    def charge() -> None:
+        raise Boom
+
+    charge()
+    sentry_sdk.capture_message("unrelated")
+    first, second = errorkit_events
+    assert first["tags"]["component"] == "billing"
+    for key in ("component", "operation", "error.kind"):
+        assert key not in second.get("tags", {})
+    assert "errorkit" not in second.get("contexts", {})
+    assert second.get("fingerprint") != first["fingerprint"]
+
+
+def test_transient_and_timeout_kinds_go_at_warning(errorkit_events: list[dict[str, Any]]) -> None:
+    @captured("net", reraise=False)
+    def call(exc: Exception) -> None:
+        raise exc
+
+    call(ConnectionResetError("reset"))
+    call(TimeoutError("slow"))
+    call(ValueError("bad"))
+    assert [(e["tags"]["error.kind"], e["level"]) for e in errorkit_events] == [
+        ("transient", "warning"),
+        ("timeout", "warning"),
+        ("invalid", "error"),
+    ]
+
+
+def test_register_classifier_teaches_kinds() -> None:
+    from errorkit import classify, register_classifier
+    from errorkit._classify import unregister_classifier
+
+    class Missing(Exception):
+        pass
+
+    def mine(exc: BaseException) -> str | None:
+        return "not_found" if isinstance(exc, Missing) else None
+
+    def broken(exc: BaseException) -> str | None:
+        raise RuntimeError
+
+    def nonsense(exc: BaseException) -> str | None:
+        return "catastrophic"
+
+    assert classify(Missing()) == "internal"
+    for fn in (mine, broken, nonsense):
+        register_classifier(fn)
+    try:
+        assert classify(Missing()) == "not_found"
+        assert classify(KeyError()) == "internal"
+        assert classify(ValueError()) == "invalid"
+    finally:
+        for fn in (mine, broken, nonsense):
+            unregister_classifier(fn)
+    assert classify(Missing()) == "internal"

@@ -1,0 +1,113 @@
+"""``ErrorkitMiddleware``: plain ASGI middleware, for Starlette, FastAPI or any ASGI app."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter
+from typing import Any
+
+import structlog
+
+from errorkit._boundary import Boundary
+from errorkit._report import active
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = ["ErrorkitMiddleware"]
+
+_MAX_REQUEST_ID = 128
+
+
+def _request_id(scope: Scope, header: bytes) -> str:
+    for name, value in scope.get("headers") or ():
+        if name.lower() == header:
+            text = value.decode("latin-1").strip()
+            if text and len(text) <= _MAX_REQUEST_ID and text.isprintable():
+                return text
+    return uuid.uuid4().hex
+
+
+def _route(scope: Scope) -> str:
+    """The route template (``/clients/{id}``) when the framework matched one, else the path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    return str(path or scope.get("path") or "/")
+
+
+class ErrorkitMiddleware:
+    """Bind a request id and method/path to the log context; report an unhandled error once.
+
+    The request id comes from the ``X-Request-ID`` header (or is new) and is
+    returned in the response. An exception escaping the app is reported with
+    component ``http`` and operation ``"<METHOD> <route>"`` (once: an inner
+    boundary that already reported it is respected) and answered with a JSON
+    500 carrying the request id, unless the response had already started.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, header: str = "X-Request-ID", component: str = "http"
+    ) -> None:
+        self.app = app
+        self.header = header
+        self._header = header.lower().encode("latin-1")
+        self.component = component
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope, self._header)
+        method = str(scope.get("method", "GET"))
+        response_started = False
+        header_pair = (self._header, request_id.encode("latin-1"))
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers") or ()
+                    if name.lower() != self._header
+                ]
+                headers.append(header_pair)
+                message["headers"] = headers
+            await send(message)
+
+        boundary = Boundary(self.component, f"{method} {scope.get('path', '/')}", reraise=False)
+        started = perf_counter()
+        with structlog.contextvars.bound_contextvars(
+            request_id=request_id, method=method, path=scope.get("path", "/")
+        ):
+            token = active.set((boundary, active.get()))
+            try:
+                await self.app(scope, receive, send_with_request_id)
+            except Exception as exc:
+                boundary.operation = f"{method} {_route(scope)}"
+                boundary._failed(exc, started, None, (), {})
+                if response_started:
+                    return
+                await self._internal_error(send_with_request_id, request_id)
+            finally:
+                active.reset(token)
+
+    @staticmethod
+    async def _internal_error(send: Send, request_id: str) -> None:
+        body = json.dumps({"error": "internal_error", "request_id": request_id}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
