@@ -27,7 +27,7 @@ _MAX_REQUEST_ID = 128
 def _request_id(scope: Scope, header: bytes) -> str:
     for name, value in scope.get("headers") or ():
         if name.lower() == header:
-            text = value.decode("latin-1").strip()
+            text = str(value.decode("latin-1")).strip()
             if text and len(text) <= _MAX_REQUEST_ID and text.isprintable():
                 return text
     return uuid.uuid4().hex
