@@ -93,7 +93,10 @@ def db(pg_url: str) -> Iterator[Any]:
 
 @pytest.fixture
 def clean_db(db: Any) -> Any:
-    """The session ``db`` with every table but ``schema_migrations`` emptied first."""
+    """The session ``db`` with every table but ``schema_migrations`` emptied first.
+
+    DELETE, not TRUNCATE: on small tables it is a hundred times faster (no new files).
+    """
     with db.connection() as conn:
         tables = [
             row[0]
@@ -104,6 +107,8 @@ def clean_db(db: Any) -> Any:
         ]
         if tables:
             conn.execute(
-                sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+                sql.SQL("; ").join(
+                    sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in tables
+                )
             )
     return db

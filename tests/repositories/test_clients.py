@@ -1,0 +1,61 @@
+"""ClientsRepository: every method and its finders."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from datalayer import Database
+from datalayer.models import Client
+from datalayer.repositories import ClientsRepository
+
+from ._crud import walk_every_method
+
+
+def test_every_method(clean_db: Database) -> None:
+    walk_every_method(
+        ClientsRepository(clean_db),
+        Client(
+            yclients_id=1,
+            company_id=10,
+            name="Anna",
+            phone="79686484488",
+            email="anna@example.org",
+            last_visit_date=dt.date(2026, 1, 2),
+            visit_count=2,
+            tags=["vip", "new"],
+            preferences={"master": 7},
+        ),
+        Client(yclients_id=2, company_id=10, name="Boris"),
+        {"name": "Anna K.", "visit_count": 3, "tags": ["vip"]},
+    )
+
+
+def test_find_by_id_and_phone_any_company_is_not_is_null(clean_db: Database) -> None:
+    repo = ClientsRepository(clean_db)
+    repo.upsert(Client(yclients_id=5, company_id=10, name="Ann", phone="79000000005"))
+    # company_id=None means any salon: the old fault turned it into company_id IS NULL.
+    found = repo.find_by_id(5)
+    assert found is not None and found.company_id == 10
+    assert repo.find_by_id(5, 10) == found
+    assert repo.find_by_id(5, 11) is None
+    assert repo.find_by_phone("79000000005") == found
+    assert repo.find_by_phone("79000000005", company_id=10) == found
+    assert repo.find_by_phone("79000000005", company_id=11) is None
+    assert repo.find_by_phone("79999999999") is None
+
+
+def test_search_by_name_is_literal_and_scoped(clean_db: Database) -> None:
+    repo = ClientsRepository(clean_db)
+    repo.bulk_upsert(
+        [
+            Client(yclients_id=1, company_id=10, name="Maria Ivanova"),
+            Client(yclients_id=2, company_id=10, name="MARIA 100%"),
+            Client(yclients_id=3, company_id=10, name="Ivan"),
+            Client(yclients_id=4, company_id=11, name="Maria Other Salon"),
+        ]
+    )
+    assert [c.yclients_id for c in repo.search_by_name(10, "maria")] == [2, 1]
+    assert [c.yclients_id for c in repo.search_by_name(10, "100%")] == [2]
+    assert repo.search_by_name(10, "%") == [c for c in repo.search_by_name(10, "100%")]
+    assert repo.search_by_name(10, "_") == []
+    assert len(repo.search_by_name(10, "a", limit=1)) == 1
