@@ -16,13 +16,15 @@ _SECRET_KEY = re.compile(
 )
 # scheme://user:password@host -> scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/?#\s@]*:)([^@\s/]+)(@)")
-# password=..., "token": "...", api_key: ... inside free text (logs, reprs, conninfo)
+# password=..., "token": "...", api_key: ... inside free text (logs, reprs, conninfo).
+# The value runs to whitespace, a quote or '&' (next URL query parameter): a libpq
+# password may hold ';', ',' or ')', and stopping there leaked the rest of it.
 _INLINE_SECRET = re.compile(
     r"""(?ix)
     (\b(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|apikey|authorization|cookie|dsn
        |access[_-]?key|private[_-]?key)['"]?\s*[=:]\s*['"]?)
     (?:bearer\s+|basic\s+)?
-    ([^\s'",;&})\]]+)
+    ([^\s'"&]+)
     """
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
