@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from datalayer import Database
+from datalayer._console import Console, ProgressBar
+from datalayer.cli import main
 
 _SCRIPT = shutil.which("datalayer", path=str(Path(sys.executable).parent)) or shutil.which(
     "datalayer"
@@ -88,22 +95,32 @@ def test_help_lists_every_command() -> None:
     assert "health" in whatsapp.stdout
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--no-such-flag"],
-        [],
-        ["whatsapp"],
-        ["whatsapp", "cleanup", "--batch-size", "0"],
-        ["serve", "--port", "eighty"],
-        ["nonsense"],
-    ],
-)
-def test_usage_errors_exit_2(args: list[str]) -> None:
-    result = run(*args, env=_env())
+def test_a_bad_flag_exits_2() -> None:
+    result = run("--no-such-flag", env=_env())
     assert result.returncode == 2
     assert result.stdout == ""
     assert "usage:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["whatsapp"],
+        ["whatsapp", "cleanup", "--batch-size", "0"],
+        ["whatsapp", "health", "--threshold", "-3"],
+        ["serve", "--port", "eighty"],
+        ["pool"],
+        ["nonsense"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "usage:" in captured.err
 
 
 def test_migrate_twice(pg_env: dict[str, str], db: Database) -> None:
@@ -186,3 +203,77 @@ def test_demo_runs_on_the_embedded_server(tmp_path: Path) -> None:
     assert "Sentry event" in out
     for method in ("get_client_by_phone", "upsert_company", "get_staff_schedules"):
         assert method in out
+
+
+# --- terminal output helpers (in-process) -------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert Console(_Terminal()).colour is True
+    assert Console(io.StringIO()).colour is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert Console(_Terminal()).colour is False
+    monkeypatch.setenv("NO_COLOR", "")
+    assert Console(_Terminal()).colour is True
+
+
+def test_table_aligns_columns_and_right_aligns_numbers() -> None:
+    out = io.StringIO()
+    Console(out).table(["key type", "keys"], [("pre-key", 7), ("app-state-sync-key", 1200)])
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "key type            keys"
+    assert lines[1] == "------------------  ----"
+    assert lines[2] == "pre-key                7"
+    assert lines[3] == "app-state-sync-key  1200"
+
+
+def test_progress_bar_draws_only_on_a_terminal() -> None:
+    piped = io.StringIO()
+    with ProgressBar("work", stream=piped) as bar:
+        bar(0, 10)
+        bar(10, 10)
+    assert piped.getvalue() == ""
+    terminal = _Terminal()
+    with ProgressBar("work", stream=terminal, width=10) as bar:
+        bar(0, 4)
+        bar(4, 4)
+    assert terminal.getvalue().endswith("\rwork [##########] 4/4\n")
+
+
+def test_serve_answers_health(pg_env: dict[str, str], db: Database) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [*COMMAND, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=pg_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = None
+        for _ in range(400):
+            if process.poll() is not None:
+                break
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert response is not None, process.communicate(timeout=10)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
