@@ -42,8 +42,6 @@ def _log() -> Any:
 
 # Caller-side outcomes: a transaction boundary logs them as rejected, never as failures.
 _EXPECTED = (ValidationError, NotFoundError)
-# A checkout that took longer than this waited for a connection.
-_WAIT_NOTICE_S = 0.005
 # At most one pool warning of each kind per this many seconds.
 _WARN_INTERVAL_S = 60.0
 _RETRY_BASE_DELAY_S = 0.05
@@ -167,6 +165,8 @@ class Database:
 
     def _checkout(self) -> PooledConnection:
         deadline = time.monotonic() + self.settings.pool_timeout
+        # Every connection lent out: this caller queues for one to come back.
+        queued = self._lent >= self.settings.max_connections
         while True:
             started = time.monotonic()
             try:
@@ -185,11 +185,8 @@ class Database:
         with self._lent_lock:
             self._lent += 1
             lent = self._lent
-        if waited > _WAIT_NOTICE_S:
-            stats = self.stats()
-            # A wait while the pool could still grow was for a new connection, not a queue.
-            if stats["pool_size"] >= stats["pool_max"]:
-                self._warn_wait(waited_ms=round(waited * 1000), **stats)
+        if queued:
+            self._warn_wait(waited_ms=round(waited * 1000, 3), **self.stats())
         if lent / self.settings.max_connections >= self.settings.pool_usage_warn:
             stats = self.stats()
             if stats["usage"] >= self.settings.pool_usage_warn:

@@ -1,0 +1,157 @@
+"""Settings from the environment, connection info, and the embedded server."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from datalayer import Database, Settings, migrate
+from datalayer._config import conninfo_from_env, default_data_dir
+from datalayer._embedded import stop_embedded
+from datalayer.repositories import CompaniesRepository
+from errorkit.testing import capture_logs
+
+VARIABLES = {
+    "POSTGRES_MAX_CONNECTIONS": ("max_connections", 3),
+    "POSTGRES_MIN_CONNECTIONS": ("min_connections", 0),
+    "POSTGRES_CONNECT_TIMEOUT": ("connect_timeout", 10.0),
+    "POSTGRES_POOL_TIMEOUT": ("pool_timeout", 10.0),
+    "POSTGRES_STATEMENT_TIMEOUT": ("statement_timeout", 60.0),
+    "POSTGRES_MAX_LIFETIME": ("max_lifetime", 3600.0),
+    "POSTGRES_MAX_IDLE": ("max_idle", 600.0),
+    "POSTGRES_POOL_USAGE_WARN": ("pool_usage_warn", 0.8),
+    "POSTGRES_EXPECTED_SERVICES": ("expected_services", 7),
+    "POSTGRES_PGBOUNCER": ("pgbouncer", False),
+    "SERVICE_NAME": ("service_name", "datalayer"),
+}
+
+
+def test_defaults_match_the_design_table() -> None:
+    settings = Settings.from_env({})
+    for field, default in VARIABLES.values():
+        assert getattr(settings, field) == default, field
+    assert settings == Settings()
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "POSTGRES_MAX_CONNECTIONS": "9",
+        "POSTGRES_MIN_CONNECTIONS": "2",
+        "POSTGRES_CONNECT_TIMEOUT": "3",
+        "POSTGRES_POOL_TIMEOUT": "1.5",
+        "POSTGRES_STATEMENT_TIMEOUT": "30",
+        "POSTGRES_MAX_LIFETIME": "900",
+        "POSTGRES_MAX_IDLE": "60",
+        "POSTGRES_POOL_USAGE_WARN": "0.5",
+        "POSTGRES_EXPECTED_SERVICES": "4",
+        "POSTGRES_PGBOUNCER": "true",
+        "SERVICE_NAME": "booking-bot",
+    }
+    s = Settings.from_env(env)
+    assert (s.max_connections, s.min_connections, s.expected_services) == (9, 2, 4)
+    assert (s.connect_timeout, s.pool_timeout, s.statement_timeout) == (3, 1.5, 30)
+    assert (s.max_lifetime, s.max_idle, s.pool_usage_warn) == (900, 60, 0.5)
+    assert s.pgbouncer is True and s.service_name == "booking-bot"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.max_connections = 1  # type: ignore[misc]
+
+
+BAD_VALUES = [
+    ("POSTGRES_MAX_CONNECTIONS", "abc"),
+    ("POSTGRES_MAX_CONNECTIONS", "0"),
+    ("POSTGRES_MAX_CONNECTIONS", "-1"),
+    ("POSTGRES_MAX_CONNECTIONS", "2.5"),
+    ("POSTGRES_MIN_CONNECTIONS", "-1"),
+    ("POSTGRES_MIN_CONNECTIONS", "x"),
+    ("POSTGRES_CONNECT_TIMEOUT", "0"),
+    ("POSTGRES_CONNECT_TIMEOUT", "soon"),
+    ("POSTGRES_POOL_TIMEOUT", "-1"),
+    ("POSTGRES_STATEMENT_TIMEOUT", "0"),
+    ("POSTGRES_STATEMENT_TIMEOUT", "nan"),
+    ("POSTGRES_MAX_LIFETIME", "-5"),
+    ("POSTGRES_MAX_IDLE", "inf"),
+    ("POSTGRES_POOL_USAGE_WARN", "1.5"),
+    ("POSTGRES_POOL_USAGE_WARN", "0"),
+    ("POSTGRES_EXPECTED_SERVICES", "0"),
+    ("POSTGRES_PGBOUNCER", "maybe"),
+    ("SERVICE_NAME", "   "),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_VALUES)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_min_above_max_names_both() -> None:
+    with pytest.raises(ValueError, match=r"POSTGRES_MIN_CONNECTIONS.*POSTGRES_MAX_CONNECTIONS"):
+        Settings.from_env({"POSTGRES_MIN_CONNECTIONS": "5", "POSTGRES_MAX_CONNECTIONS": "2"})
+
+
+def test_a_bad_setting_fails_database_from_env_at_start() -> None:
+    with pytest.raises(ValueError, match="POSTGRES_MAX_CONNECTIONS"):
+        Database.from_env({"DATABASE_URL": "host=127.0.0.1", "POSTGRES_MAX_CONNECTIONS": "abc"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1", True), ("YES", True), ("on", True), ("false", False), ("0", False)]
+)
+def test_booleans(text: str, expected: bool) -> None:
+    assert Settings.from_env({"POSTGRES_PGBOUNCER": text}).pgbouncer is expected
+
+
+def test_conninfo_from_env() -> None:
+    assert conninfo_from_env({}) is None
+    assert conninfo_from_env({"POSTGRES_MAX_CONNECTIONS": "5"}) is None  # pool settings only
+    assert conninfo_from_env({"DATABASE_URL": "postgresql://u@h/db"}) == "postgresql://u@h/db"
+    built = conninfo_from_env(
+        {"POSTGRES_HOST": "db.local", "POSTGRES_DB": "salon", "POSTGRES_PASSWORD": "s3cret"}
+    )
+    assert built is not None
+    assert "host=db.local" in built and "dbname=salon" in built and "port=5432" in built
+    with pytest.raises(ValueError, match="POSTGRES_PORT"):
+        conninfo_from_env({"POSTGRES_HOST": "h", "POSTGRES_PORT": "http"})
+
+
+def test_database_from_env_reads_database_url(pg_url: str) -> None:
+    with Database.from_env({"DATABASE_URL": pg_url, "SERVICE_NAME": "from-env"}) as db:
+        assert db.settings.service_name == "from-env"
+        with db.connection() as conn:
+            row = conn.execute("SELECT current_setting('application_name')").fetchone()
+        assert row == ("from-env",)
+
+
+def test_default_data_dir() -> None:
+    assert default_data_dir({"DATALAYER_DATA_DIR": "/srv/pg"}) == Path("/srv/pg")
+    assert default_data_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/datalayer/pgdata")
+
+
+@pytest.mark.slow
+def test_embedded_server_when_nothing_is_configured() -> None:
+    # Not tmp_path: run as root, the server runs as its own user and needs to reach
+    # the folder, and pytest's base temp is private to root.
+    base = Path(tempfile.mkdtemp(prefix="datalayer-embedded-"))
+    base.chmod(0o755)
+    folder = base / "pgdata"
+    env = {"DATALAYER_DATA_DIR": str(folder)}
+    try:
+        with capture_logs() as logs, Database.from_env(env) as db:
+            migrate(db)
+            CompaniesRepository(db).upsert({"company_id": 1, "title": "kept"})
+        started = [line for line in logs if line["event"] == "embedded_postgres_started"]
+        assert started[0]["data_dir"] == str(folder.resolve())
+        assert started[0]["reused"] is False
+        stop_embedded(folder)
+        # The next start finds the same folder and the same data.
+        with capture_logs() as logs, Database.from_env(env) as db:
+            found = CompaniesRepository(db).find_one({"company_id": 1})
+        assert found is not None and found.title == "kept"
+        assert [line["reused"] for line in logs if "reused" in line] == [True]
+    finally:
+        stop_embedded(folder)
+        shutil.rmtree(base, ignore_errors=True)
