@@ -15,6 +15,7 @@ its timeout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -191,3 +192,76 @@ def pgbouncer(pg_url: str) -> Iterator[PgBouncer]:
             _stop(process)
         with contextlib.suppress(OSError):
             shutil.rmtree(workdir)
+
+
+# --- the suite's fixtures, through PgBouncer ------------------------------------------
+#
+# Tests collected under tests/pgbouncer/ (the re-run modules, see _rerun.py) get
+# these instead of tests/conftest.py's: the same names, so the repository,
+# transaction and facade tests run unchanged against a Database in PgBouncer mode.
+
+
+@pytest.fixture(scope="session")
+def direct_db(db: Any, pg_url: str) -> Iterator[Any]:
+    """A Database straight to the server (not through PgBouncer), for comparisons."""
+    from datalayer import Database, Settings
+
+    database = Database(pg_url, Settings(max_connections=2, service_name="datalayer-direct"))
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def db(db: Any, pgbouncer: PgBouncer) -> Iterator[Any]:
+    """A Database in PgBouncer mode (POSTGRES_PGBOUNCER=true) behind the suite's PgBouncer."""
+    from datalayer import Database
+
+    settings = dataclasses.replace(db.settings, pgbouncer=True, service_name="datalayer-pgbouncer")
+    database = Database(pgbouncer.conninfo, settings)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def clean_db(clean_db: Any, db: Any) -> Any:
+    """The PgBouncer-mode ``db``, every table emptied first (by the original ``clean_db``)."""
+    return db
+
+
+_SUITE_FIXTURES = {"db", "clean_db", "pg_url", "pg_server_url"}
+
+
+def _bypasses_pgbouncer(item: pytest.Item, rootpath: Path) -> bool:
+    """True when the test, or a fixture of its own, connects with ``pg_url`` directly."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    if "pg_url" in info.argnames:
+        return True
+    here = Path(__file__).parent.relative_to(rootpath).as_posix()
+    suite = Path(__file__).parent.parent.relative_to(rootpath).as_posix()
+    for name, defs in info.name2fixturedefs.items():
+        for fixturedef in defs:
+            if "pg_url" not in fixturedef.argnames:
+                continue
+            if fixturedef.baseid == here:
+                continue  # this folder's own fixtures: PgBouncer and the overrides
+            if fixturedef.baseid == suite and name in _SUITE_FIXTURES:
+                continue
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from ._rerun import MARKER
+
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        module = getattr(item, "module", None)
+        rerun = module is not None and hasattr(module, MARKER)
+        bypass = rerun and _bypasses_pgbouncer(item, config.rootpath)
+        (dropped if bypass else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
