@@ -1,4 +1,4 @@
-"""tests/repositories/test_base.py, run again through PgBouncer (POSTGRES_PGBOUNCER=true)."""
+"""tests/repositories/test_base.py through PgBouncer (POSTGRES_PGBOUNCER=true)."""
 
 from ._rerun import rerun
 

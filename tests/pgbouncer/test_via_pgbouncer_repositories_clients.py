@@ -1,0 +1,5 @@
+"""tests/repositories/test_clients.py through PgBouncer (POSTGRES_PGBOUNCER=true)."""
+
+from ._rerun import rerun
+
+rerun(globals(), "repositories/conftest.py", "repositories/test_clients.py")
