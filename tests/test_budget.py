@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -102,3 +105,56 @@ def test_budget_is_immutable(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(AttributeError):
         budget.planned = 1  # type: ignore[misc]
     assert isinstance(budget, Budget)
+
+
+def test_database_budget_uses_its_settings(db: Any) -> None:
+    budget = db.budget()
+    assert isinstance(budget, Budget)
+    assert budget.expected_services == db.settings.expected_services
+    assert budget.max_size == db.settings.max_connections
+    assert budget.planned == db.settings.expected_services * db.settings.max_connections
+    assert budget.in_use_by_application.get(db.settings.service_name, 0) >= 1
+
+
+# --- `datalayer pool budget` -----------------------------------------------------------
+
+_CLI = [sys.executable, "-m", "datalayer", "pool", "budget"]
+
+
+def _cli(pg_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SENTRY_"))}
+    env.update(
+        DATABASE_URL=pg_url,
+        POSTGRES_EXPECTED_SERVICES="7",
+        POSTGRES_MAX_CONNECTIONS="3",
+        SERVICE_NAME="budget-cli",
+        NO_COLOR="1",
+    )
+    return subprocess.run(
+        [*_CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cli_json_under_budget_exits_0(pg_url: str) -> None:
+    result = _cli(pg_url, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["planned"] == 21
+    assert data["verdict"] == "under"
+    assert data["in_use_by_application"]["budget-cli"] >= 1
+
+
+def test_cli_over_budget_exits_1_and_says_why(pg_url: str, conn: psycopg.Connection[Any]) -> None:
+    available = check_budget(conn, expected_services=1, max_size=1).available
+    result = _cli(pg_url, "--services", str(available), "--max-size", "2")
+    assert result.returncode == 1, result.stderr
+    assert "over budget" in result.stdout
+    assert f"{available * 2} planned" in result.stdout
+    assert "max_connections" in result.stdout
+    assert "budget-cli" in result.stdout  # the in-use table, by application_name
+
+
+def test_cli_refuses_a_nonsense_plan_as_usage_error(pg_url: str) -> None:
+    result = _cli(pg_url, "--services", "0")
+    assert result.returncode == 2
+    assert "must be at least 1" in result.stderr
