@@ -1,0 +1,155 @@
+"""One facade read against the same query on a raw pooled psycopg connection.
+
+The facade side calls ``DataLayer.get_client_by_phone("8 (968) 648-44-88", 1)``:
+phone normalisation, id checks, the errorkit boundary, the repository's query
+building and the Database's connection checkout. The raw side checks a
+connection out of a ``psycopg_pool.ConnectionPool`` of autocommit connections
+and executes the text of the very statement the repository builds for that
+call (rendered once, as a hand-written query would be), with the same
+parameters, fetching the row as a tuple.
+
+Usage::
+
+    python benchmarks/facade_vs_raw.py [--calls 2000] [--repeats 7]
+
+The server is ``TEST_DATABASE_URL``, ``DATABASE_URL`` or 127.0.0.1:5432 (user
+postgres). The script creates its own database, seeds it, and drops it at the
+end. Prints the median per-call time of each side over the repeats (sides
+alternate, so neither gets a warmer cache) and the ratio facade / raw: the
+median of the per-repeat ratios, and best against best (target: within 1.2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
+
+from datalayer import Database, DataLayer, Settings, migrate
+from datalayer.repositories import ClientsRepository
+from datalayer.repositories._sql import build_select
+
+COMPANY_ID = 1
+TYPED_PHONE = "8 (968) 648-44-88"
+STORED_PHONE = "79686484488"
+CLIENTS = 1_000
+
+
+def server_url() -> str:
+    return (
+        os.environ.get("TEST_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    )
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    name = f"facade_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server, dbname=name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def per_call_us(fn: Callable[[], Any], calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000, help="calls per repeat and side")
+    parser.add_argument("--repeats", type=int, default=15, help="alternating rounds per side")
+    args = parser.parse_args(argv)
+
+    with scratch_database(server_url()) as url:
+        settings = Settings(service_name="facade-bench")
+        with Database(url, settings) as db:
+            migrate(db)
+            facade = DataLayer(db)
+            facade.upsert_clients(
+                {
+                    "yclients_id": i,
+                    "company_id": COMPANY_ID,
+                    "name": f"client {i}",
+                    "phone": f"7968{i:07d}" if i > 1 else STORED_PHONE,
+                }
+                for i in range(1, CLIENTS + 1)
+            )
+            # The statement the repository builds for this call; the raw side sends its text.
+            query = build_select(
+                ClientsRepository.table,
+                {"phone": STORED_PHONE, "company_id": COMPANY_ID},
+                order_by="updated_at",
+                descending=True,
+                limit=1,
+            )
+            raw_pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                url, min_size=1, max_size=1, kwargs={"autocommit": True}, open=True
+            )
+            raw_pool.wait()
+
+            with raw_pool.connection() as conn:
+                statement = query.statement.as_string(conn)  # what a hand-written query is
+            params = tuple(query.params)
+
+            def raw() -> Any:
+                with raw_pool.connection() as conn:
+                    return conn.execute(statement, params).fetchone()
+
+            def through_facade() -> Any:
+                return facade.get_client_by_phone(TYPED_PHONE, COMPANY_ID)
+
+            found = through_facade()
+            assert found is not None and found.yclients_id == 1, found
+            assert raw() is not None
+            for fn in (raw, through_facade):  # warm up: prepared statements, caches
+                per_call_us(fn, min(args.calls, 500))
+
+            raw_times: list[float] = []
+            facade_times: list[float] = []
+            for _ in range(args.repeats):
+                raw_times.append(per_call_us(raw, args.calls))
+                facade_times.append(per_call_us(through_facade, args.calls))
+            raw_pool.close()
+
+    # Each repeat runs both sides back to back; the median of the per-repeat ratios is
+    # robust to the machine's load drifting between repeats.
+    ratios = [f / r for f, r in zip(facade_times, raw_times, strict=True)]
+    print(f"get_client_by_phone: {args.repeats} repeats x {args.calls} calls per side")
+    print(
+        f"  raw pool + same SQL : median {statistics.median(raw_times):7.1f} us/call"
+        f"  (best {min(raw_times):.1f})"
+    )
+    print(
+        f"  DataLayer facade    : median {statistics.median(facade_times):7.1f} us/call"
+        f"  (best {min(facade_times):.1f})"
+    )
+    print(
+        f"  ratio facade / raw  : {statistics.median(ratios):.2f}x median of repeats,"
+        f" {min(facade_times) / min(raw_times):.2f}x best to best  (target <= 1.20x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
