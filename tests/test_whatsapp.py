@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +25,7 @@ from datalayer.whatsapp import (
     check_session_health,
     cleanup_expired_keys,
     decode_value,
+    dumps_value,
     encode_value,
 )
 from errorkit.testing import capture_events
@@ -268,21 +270,72 @@ def test_ttls_are_configurable(wa_db: Database) -> None:
     assert count_keys(wa_db, "key_type = 'future-type' AND expires_at < now() + interval '2h'") == 1
 
 
-def test_failed_multi_type_set_keys_leaves_nothing(wa_db: Database) -> None:
+@pytest.fixture
+def explode_on_insert(wa_db: Database) -> Iterator[Database]:
+    """A trigger that makes PostgreSQL refuse any key whose id is 'explode'."""
+    with wa_db.connection() as conn:
+        conn.execute(
+            """
+            CREATE FUNCTION test_whatsapp_explode() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.key_id = 'explode' THEN RAISE EXCEPTION 'refused by test trigger'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER test_whatsapp_explode BEFORE INSERT ON whatsapp_keys
+                FOR EACH ROW EXECUTE FUNCTION test_whatsapp_explode();
+            """
+        )
+    try:
+        yield wa_db
+    finally:
+        with wa_db.connection() as conn:
+            conn.execute("DROP TRIGGER test_whatsapp_explode ON whatsapp_keys")
+            conn.execute("DROP FUNCTION test_whatsapp_explode()")
+
+
+def test_failed_multi_type_set_keys_leaves_nothing(explode_on_insert: Database) -> None:
+    wa_db = explode_on_insert
     store = AuthStateStore(wa_db, "salon-1")
     store.set_keys({"session": {"keep": {"v": 1}}, "pre-key": {"keep": {"v": 1}}})
-    with pytest.raises(DataLayerError):
+    with capture_events() as events, pytest.raises(DataLayerError):
         store.set_keys(
             {
                 "session": {"keep": None},  # the delete runs first and succeeds...
                 "pre-key": {"keep": {"v": 2}, "new": {"v": 2}},
-                # ...then PostgreSQL refuses this value (jsonb has no \u0000).
-                "sender-key": {"bad": {"v": "nul \x00 byte"}},
+                "sender-key": {"explode": {"v": 2}},  # ...then the server refuses this one.
             }
         )
     assert store.get_keys("session", ["keep"]) == {"keep": {"v": 1}}
     assert store.get_keys("pre-key", ["keep", "new"]) == {"keep": {"v": 1}}
     assert count_keys(wa_db) == 2
+    assert len(events) == 1  # the transaction reports it; the store's boundary adds nothing
+
+
+def test_large_floats_and_unstorable_strings() -> None:
+    # jsonb prints numeric in full: without care 1e16 would come back as an int.
+    for number in (1e16, -1e20, 1.7976931348623157e308, 123456789012345678.0):
+        text = dumps_value({"f": number})
+        assert json.loads(text) == {"f": number}
+        assert isinstance(json.loads(text)["f"], float)
+    store = AuthStateStore(_NoDatabase(), "ok")  # type: ignore[arg-type]
+    for value in ({"name": "a\x00b"}, {"a\x00": 1}, {"s": "\ud800"}, {"f": math.nan}):
+        with pytest.raises(ValidationError):
+            store.save_creds(value)
+        with pytest.raises(ValidationError):
+            store.set_keys({"session": {"1": value}})
+    for key_id in ("x" * 1025, "nul\x00", "\udc80"):
+        with pytest.raises(ValidationError):
+            store.get_keys("session", [key_id])
+
+
+def test_large_floats_round_trip(wa_db: Database) -> None:
+    store = AuthStateStore(wa_db, "floats")
+    value = {"big": 1e308, "neg": -1e16, "small": 5e-324, "plain": 0.1, "int": 10**18}
+    store.save_creds(value)
+    store.set_keys({"session": {"f": value}})
+    for loaded in (store.load_creds(), store.get_keys("session", ["f"])["f"]):
+        assert loaded == value
+        assert {k: type(v) for k, v in loaded.items()} == {k: type(v) for k, v in value.items()}
 
 
 def test_sessions_never_see_each_others_keys(wa_db: Database) -> None:

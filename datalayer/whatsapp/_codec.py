@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import math
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +29,41 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [encode_value(item) for item in value]
     return value
+
+
+def dumps_value(value: Any) -> str:
+    """``value`` as JSON text that PostgreSQL's ``jsonb`` gives back unchanged.
+
+    Two things ``json.dumps`` alone gets wrong there: ``jsonb`` keeps numbers as
+    ``numeric`` and prints them in full, so a float written ``1e+16`` would come
+    back as the int ``10000000000000000`` (and ``1e308`` as ``10**308``, which is
+    not equal to it): such floats are written as their exact decimal expansion
+    with a ``.0``, which reads back as the same float. And ``jsonb`` cannot hold
+    a NUL character in a string: refused here with ``ValueError``, before any SQL,
+    as are lone surrogates (not UTF-8) and NaN or infinities (not JSON).
+    """
+    token = f"__datalayer_float_{uuid.uuid4().hex}_"
+    exact: list[str] = []
+
+    def prepare(item: Any) -> Any:
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("a string holds a NUL character, which jsonb cannot store")
+            item.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError (a ValueError)
+            return item
+        if isinstance(item, float) and math.isfinite(item) and abs(item) >= 1e16:
+            exact.append(f"{item:.1f}")
+            return f"{token}{len(exact) - 1}"
+        if isinstance(item, dict):
+            return {prepare(key): prepare(entry) for key, entry in item.items()}
+        if isinstance(item, list):
+            return [prepare(entry) for entry in item]
+        return item
+
+    text = json.dumps(prepare(encode_value(value)), ensure_ascii=False, allow_nan=False)
+    for index, number in enumerate(exact):
+        text = text.replace(f'"{token}{index}"', number, 1)
+    return text
 
 
 def decode_value(value: Any) -> Any:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from datalayer.errors import ValidationError
-from datalayer.whatsapp._codec import decode_value, encode_value
+from datalayer.whatsapp._codec import decode_value, dumps_value
 from errorkit import captured
 
 if TYPE_CHECKING:
@@ -20,6 +19,7 @@ __all__ = ["DEFAULT_KEY_TTL", "DEFAULT_KEY_TTLS", "KEY_TYPES", "AuthStateStore"]
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _KEY_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_MAX_KEY_ID_BYTES = 1024
 
 #: Baileys' signal key types (``SignalDataTypeMap``), v6 and v7.
 KEY_TYPES = (
@@ -75,14 +75,26 @@ def _validate_key_type(key_type: object) -> str:
 def _key_id(key_id: object) -> str:
     if isinstance(key_id, bool) or not isinstance(key_id, str | int) or key_id == "":
         raise ValidationError(f"invalid WhatsApp key id: {key_id!r}")
-    return str(key_id)
+    text = str(key_id)
+    # PostgreSQL text holds neither NUL nor lone surrogates; the byte limit keeps the
+    # primary-key entry well under btree's maximum row size.
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = -1
+    if "\x00" in text or not 0 < size <= _MAX_KEY_ID_BYTES:
+        raise ValidationError(
+            f"WhatsApp key id must be valid UTF-8 of at most {_MAX_KEY_ID_BYTES} bytes, "
+            "without NUL characters"
+        )
+    return text
 
 
 def _to_json(value: Any) -> str:
     try:
-        return json.dumps(encode_value(value), ensure_ascii=False, allow_nan=False)
+        return dumps_value(value)
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"value is not JSON-serialisable: {exc}") from exc
+        raise ValidationError(f"value cannot be stored as JSON: {exc}") from exc
 
 
 class AuthStateStore:
