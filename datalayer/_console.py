@@ -7,6 +7,7 @@ the progress bar only when stderr is a terminal, so piped output stays clean.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,19 @@ _STATUS_COLOURS = {
     "error": "red",
     "failed": "red",
 }
+
+
+_ANSI = re.compile(r"\033\[[0-9;]*m")
+
+
+def _width(text: str) -> int:
+    """Printed width: colour codes take no room."""
+    return len(_ANSI.sub("", text))
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    room = " " * max(width - _width(text), 0)
+    return room + text if right else text + room
 
 
 def _wants_colour(stream: TextIO) -> bool:
@@ -59,25 +73,27 @@ class Console:
         """Rows aligned under ``headers``; numbers right-aligned."""
         body = [[_cell(value) for value in row] for row in rows]
         numeric = [
-            all(_is_number(row[i]) for row in body if i < len(row)) and bool(body)
+            bool(body) and all(_is_number(row[i]) for row in body if i < len(row))
             for i in range(len(headers))
         ]
         widths = [
-            max([len(header), *(len(row[i]) for row in body if i < len(row))])
+            max([len(header), *(_width(row[i]) for row in body if i < len(row))])
             for i, header in enumerate(headers)
         ]
         self.print(
             "  ".join(
-                self.style(h.ljust(w) if i < len(widths) - 1 else h, "bold")
-                for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+                self.style(
+                    _pad(header, widths[i], right=numeric[i])
+                    if numeric[i] or i < len(headers) - 1
+                    else header,
+                    "bold",
+                )
+                for i, header in enumerate(headers)
             )
         )
         self.print("  ".join("-" * w for w in widths))
         for row in body:
-            cells = [
-                value.rjust(widths[i]) if numeric[i] else value.ljust(widths[i])
-                for i, value in enumerate(row)
-            ]
+            cells = [_pad(value, widths[i], right=numeric[i]) for i, value in enumerate(row)]
             self.print("  ".join(cells).rstrip())
 
     def fields(self, values: Mapping[str, Any]) -> None:
@@ -120,7 +136,7 @@ class ProgressBar:
         self._last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.enabled or total <= 0:
             return
         now = time.monotonic()
         if done < total and now - self._last < 0.1:
@@ -130,8 +146,11 @@ class ProgressBar:
         filled = int(self.width * fraction)
         bar = "#" * filled + "." * (self.width - filled)
         self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
-        self.stream.flush()
         self._drawn = True
+        if done >= total:  # finished: end the line before anything else is logged
+            self.stream.write("\n")
+            self._drawn = False
+        self.stream.flush()
 
     def close(self) -> None:
         if self._drawn:

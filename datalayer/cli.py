@@ -31,6 +31,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+# Sessions over the threshold listed in the human output (biggest first).
+_MAX_SESSIONS_SHOWN = 10
+
 #: ``handler(args, console) -> exit code``, set on each leaf parser as ``func``.
 Handler = Callable[[argparse.Namespace, Console], int]
 Registrar = Callable[[Any], None]
@@ -141,7 +144,8 @@ def _cmd_health(args: argparse.Namespace, console: Console) -> int:
         _print_json(console, report)
         return EXIT_OK if healthy else EXIT_FAILED
     database = report["database"]
-    console.heading(f"datalayer health: {console.status(report['status'])}")
+    label = console.style("datalayer health:", "bold")
+    console.print(f"{label} {console.status(report['status'])}")
     rows: list[tuple[str, str, str]] = [
         (
             "database",
@@ -201,7 +205,9 @@ def _cmd_whatsapp_health(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json(console, report)
         return EXIT_OK if ok else EXIT_FAILED
-    console.heading(f"whatsapp auth state: {console.status(report['status'])}")
+    console.print(
+        f"{console.style('whatsapp auth state:', 'bold')} {console.status(report['status'])}"
+    )
     console.print(report["message"])
     console.print()
     last = report["last_cleanup"]
@@ -221,12 +227,15 @@ def _cmd_whatsapp_health(args: argparse.Namespace, console: Console) -> int:
     if report["keys_by_type"]:
         console.print()
         console.table(["key type", "keys"], sorted(report["keys_by_type"].items()))
-    if report["sessions_over_threshold"]:
+    over = report["sessions_over_threshold"]
+    if over:
         console.print()
         console.table(
             ["session over threshold", "keys"],
-            [(s["session_id"], s["keys"]) for s in report["sessions_over_threshold"]],
+            [(s["session_id"], s["keys"]) for s in over[:_MAX_SESSIONS_SHOWN]],
         )
+        if len(over) > _MAX_SESSIONS_SHOWN:
+            console.print(f"... and {len(over) - _MAX_SESSIONS_SHOWN} more (--json lists them)")
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -241,8 +241,16 @@ class AuthStateStore:
             conn.execute("DELETE FROM whatsapp_keys WHERE session_id = %s", (self.session_id,))
             conn.execute("DELETE FROM whatsapp_auth WHERE session_id = %s", (self.session_id,))
 
-    def check_session_health(self, **options: Any) -> SessionHealth:
+    def check_session_health(
+        self, *, threshold: int = 300, warning_expired: int = 100, critical_expired: int = 500
+    ) -> SessionHealth:
         """:func:`~datalayer.whatsapp.check_session_health` for this session only."""
         from datalayer.whatsapp._health import check_session_health
 
-        return check_session_health(self.db, session_id=self.session_id, **options)
+        return check_session_health(
+            self.db,
+            session_id=self.session_id,
+            threshold=threshold,
+            warning_expired=warning_expired,
+            critical_expired=critical_expired,
+        )
