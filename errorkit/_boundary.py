@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import Token
 from time import perf_counter
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar, cast
 
 import structlog
@@ -14,6 +15,7 @@ import wrapt
 
 from errorkit._config import settings
 from errorkit._report import (
+    WRAPPER_CODES,
     Failure,
     Node,
     active,
@@ -173,13 +175,8 @@ class Boundary:
         return clone
 
     def _call_sync(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Any:
-        token = active.set((self, active.get()))
         started = perf_counter()
         try:
             result = wrapped(*args, **kwargs)
@@ -187,21 +184,14 @@ class Boundary:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
-        finally:
-            active.reset(token)
         elapsed = perf_counter() - started
         if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
             self._succeeded(elapsed)
         return result
 
     async def _call_async(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Any:
-        token = active.set((self, active.get()))
         started = perf_counter()
         try:
             result = await wrapped(*args, **kwargs)
@@ -209,81 +199,42 @@ class Boundary:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
-        finally:
-            active.reset(token)
         elapsed = perf_counter() - started
         if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
             self._succeeded(elapsed)
         return result
 
     def _call_gen(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Generator[Any, Any, Any]:
         started = perf_counter()
-        node: Node = (self, active.get())
-        token = active.set(node)
         try:
-            gen = wrapped(*args, **kwargs)
+            result = yield from wrapped(*args, **kwargs)
         except Exception as exc:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
-        finally:
-            active.reset(token)
-        # Driven step by step so the boundary is active only while the generator runs.
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        while True:
-            token = active.set(node)
-            try:
-                value = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
-            except StopIteration as stop:
-                self._finished(started)
-                return stop.value
-            except Exception as exc:
-                if self._failed(exc, started, instance, args, kwargs):
-                    raise
-                return self._default()
-            finally:
-                to_throw = None
-                active.reset(token)
-            try:
-                to_send = yield value
-            except GeneratorExit:
-                gen.close()
-                raise
-            except BaseException as thrown:
-                to_throw = thrown
+        self._finished(started)
+        return result
 
     async def _call_async_gen(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> AsyncGenerator[Any, Any]:
+        # No `yield from` for async generators: drive it, forwarding asend/athrow/aclose.
         started = perf_counter()
-        node: Node = (self, active.get())
-        token = active.set(node)
         try:
             agen = wrapped(*args, **kwargs)
         except Exception as exc:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return
-        finally:
-            active.reset(token)
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
-            token = active.set(node)
             try:
                 if to_throw is not None:
-                    value = await agen.athrow(to_throw)
+                    thrown, to_throw = to_throw, None
+                    value = await agen.athrow(thrown)
                 else:
                     value = await agen.asend(to_send)
             except StopAsyncIteration:
@@ -293,16 +244,13 @@ class Boundary:
                 if self._failed(exc, started, instance, args, kwargs):
                     raise
                 return
-            finally:
-                to_throw = None
-                active.reset(token)
             try:
                 to_send = yield value
             except GeneratorExit:
                 await agen.aclose()
                 raise
-            except BaseException as thrown:
-                to_throw = thrown
+            except BaseException as thrown_in:
+                to_throw = thrown_in
 
     def _finished(self, started: float) -> None:
         elapsed = perf_counter() - started
@@ -312,9 +260,12 @@ class Boundary:
     # --- context manager ------------------------------------------------------------------------
 
     def __enter__(self) -> Boundary:
+        return self._enter(sys._getframe(1))
+
+    def _enter(self, frame: FrameType) -> Boundary:
         self.error = None
         self.event_id = None
-        self._cm.append((perf_counter(), active.set((self, active.get()))))
+        self._cm.append((perf_counter(), active.set((self, active.get(), frame))))
         return self
 
     def __exit__(
@@ -338,7 +289,7 @@ class Boundary:
             active.reset(token)
 
     async def __aenter__(self) -> Boundary:
-        return self.__enter__()
+        return self._enter(sys._getframe(1))
 
     async def __aexit__(
         self,
@@ -384,3 +335,13 @@ def captured(
         extra=extra,
         slow_ms=slow_ms,
     )
+
+
+WRAPPER_CODES.update(
+    {
+        Boundary._call_sync.__code__,
+        Boundary._call_async.__code__,
+        Boundary._call_gen.__code__,
+        Boundary._call_async_gen.__code__,
+    }
+)

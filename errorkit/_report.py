@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import reprlib
+import sys
 from collections.abc import Callable, Hashable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 import sentry_sdk
@@ -27,9 +29,15 @@ _log = structlog.get_logger("errorkit")
 _REPORTED = "__errorkit_event_id__"  # reported as a failure (value: event id or "")
 _REJECTED = "__errorkit_rejected__"  # logged as an expected rejection
 
-# The boundaries enclosing the running code: (boundary, parent node) or None.
-Node = tuple["Boundary", "Node | None"]
+# Boundaries entered as context managers (and the ASGI middleware): (boundary,
+# parent node, the frame running the `with` block or None). Decorated calls are not
+# recorded here: the success path stays free of it; on failure their wrapper frames
+# are found on the stack instead (see boundary_chain).
+Node = tuple["Boundary", "Node | None", "FrameType | None"]
 active: ContextVar[Node | None] = ContextVar("errorkit_active_boundary", default=None)
+
+# Code objects of the decorator wrappers; filled in by errorkit._boundary.
+WRAPPER_CODES: set[CodeType] = set()
 
 _MAX_CHAIN = 32
 _MESSAGE_LIMIT = 2048
@@ -84,15 +92,44 @@ def _type_name(exc: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
+def _label(boundary: Boundary) -> str:
+    return f"{boundary.component}.{boundary.operation}"
+
+
 def boundary_chain() -> list[str]:
-    """The enclosing boundaries, outermost first."""
-    names: list[str] = []
+    """The boundaries enclosing the failing code, outermost first.
+
+    Walks the stack for decorator wrapper frames, placing context-manager
+    boundaries at the frame that runs their block; those entered outside this
+    stack (a parent task, the middleware) are the outermost.
+    """
+    pending: list[tuple[Boundary, FrameType | None]] = []
     node = active.get()
-    while node is not None and len(names) < _MAX_CHAIN:
-        names.append(f"{node[0].component}.{node[0].operation}")
+    while node is not None and len(pending) < _MAX_CHAIN:
+        pending.append((node[0], node[2]))
         node = node[1]
+    at_frame: dict[int, list[Boundary]] = {}
+    for entered, block_frame in pending:
+        if block_frame is not None:
+            at_frame.setdefault(id(block_frame), []).append(entered)
+    names: list[str] = []
+    placed: set[int] = set()
+    frame: FrameType | None = sys._getframe(1)
+    depth = 0
+    while frame is not None and depth < 1000:
+        if frame.f_code in WRAPPER_CODES:
+            wrapper_self = frame.f_locals.get("self")
+            if wrapper_self is not None:
+                names.append(_label(wrapper_self))
+        here = at_frame.get(id(frame))
+        if here:
+            names.extend(_label(b) for b in here)
+            placed.update(id(b) for b in here)
+        frame = frame.f_back
+        depth += 1
+    names.extend(_label(b) for b, _ in pending if id(b) not in placed)
     names.reverse()
-    return names
+    return names[-_MAX_CHAIN:]
 
 
 # --- arguments ---------------------------------------------------------------------------

@@ -85,7 +85,7 @@ class ErrorkitMiddleware:
         with structlog.contextvars.bound_contextvars(
             request_id=request_id, method=method, path=scope.get("path", "/")
         ):
-            token = active.set((boundary, active.get()))
+            token = active.set((boundary, active.get(), None))
             try:
                 await self.app(scope, receive, send_with_request_id)
             except Exception as exc:

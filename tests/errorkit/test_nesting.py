@@ -179,3 +179,56 @@ def test_stdlib_error_log_with_exc_info_and_a_boundary_make_one_event(
         work()
     assert len(errorkit_events) == 1
     assert errorkit_events[0]["tags"]["operation"] == "work"
+
+
+def test_chain_mixes_context_managers_decorators_and_generators(
+    errorkit_events: list[dict[str, Any]],
+) -> None:
+    from collections.abc import Iterator
+
+    @captured("repo", "fetch")
+    def fetch(i: int) -> int:
+        if i == 2:
+            raise LookupError(i)
+        return i
+
+    @captured("export", "rows")
+    def rows() -> Iterator[int]:
+        for i in range(3):
+            with captured("export", "row"):
+                yield fetch(i)
+
+    @captured("job", "run")
+    def run() -> list[int]:
+        with captured("job", "batch"):
+            return list(rows())
+
+    with pytest.raises(LookupError):
+        run()
+    (event,) = errorkit_events
+    assert event["contexts"]["errorkit"]["boundaries"] == [
+        "job.run",
+        "job.batch",
+        "export.rows",
+        "export.row",
+        "repo.fetch",
+    ]
+
+
+def test_chain_does_not_include_boundaries_that_already_returned(
+    errorkit_events: list[dict[str, Any]],
+) -> None:
+    @captured("a", "done")
+    def done() -> int:
+        return 1
+
+    @captured("a", "fails")
+    def fails() -> None:
+        done()
+        with captured("a", "finished_block"):
+            pass
+        raise LookupError
+
+    with pytest.raises(LookupError):
+        fails()
+    assert errorkit_events[0]["contexts"]["errorkit"]["boundaries"] == ["a.fails"]
