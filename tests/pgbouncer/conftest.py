@@ -106,14 +106,32 @@ def _write_config(workdir: Path, server: dict[str, Any], port: int) -> Path:
         "log_connections = 0",
         "log_disconnections = 0",
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # PgBouncer refuses to run as root; with `user` set it drops to it.
-        lines.append("user = postgres")
+    run_as = _unprivileged_user(str(backend["host"]))
+    if run_as is not None:
+        lines.append(f"user = {run_as}")
     ini = workdir / "pgbouncer.ini"
     ini.write_text("\n".join(lines) + "\n")
     for path in (workdir, userlist, ini):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return ini
+
+
+def _unprivileged_user(server_host: str) -> str | None:
+    """The user PgBouncer drops to when started as root (it refuses to run as root).
+
+    ``postgres`` for a TCP server; for a unix socket, the owner of the socket's
+    folder (the embedded server keeps it private to its own user).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    if server_host.startswith("/"):
+        import pwd
+
+        with contextlib.suppress(OSError, KeyError):
+            owner = pwd.getpwuid(Path(server_host).stat().st_uid).pw_name
+            if owner != "root":
+                return owner
+    return "postgres"
 
 
 def _wait_until_ready(
@@ -152,8 +170,6 @@ def pgbouncer(pg_url: str) -> Iterator[PgBouncer]:
     if binary is None:
         pytest.skip("pgbouncer binary not found (Debian: apt-get install pgbouncer)")
     server = conninfo_to_dict(pg_url)
-    # A unix-socket server (the embedded one) works when PgBouncer's user can
-    # reach the socket folder; a real query below tells, and skips if not.
     host = str(server.get("host") or "")
     workdir = Path(tempfile.mkdtemp(prefix="datalayer-pgbouncer-"))
     process: subprocess.Popen[bytes] | None = None
@@ -182,7 +198,10 @@ def pgbouncer(pg_url: str) -> Iterator[PgBouncer]:
                 )
                 return
             error = failure
+            running = process.poll() is None
             _stop(process)
+            if running:
+                break  # up but unable to reach the server: another port would not help
         log_text = (workdir / "pgbouncer.log").read_text(errors="replace")
         if host.startswith("/"):
             pytest.skip(f"PgBouncer could not reach the test server's unix socket {host}: {error}")
