@@ -1,5 +1,6 @@
 """datalayer: a PostgreSQL data layer behind errorkit boundaries."""
 
+from datalayer._budget import Budget, check_budget
 from datalayer._config import Settings
 from datalayer._database import Database
 from datalayer._facade import DataLayer, HealthReport
@@ -16,6 +17,7 @@ from datalayer.whatsapp import AuthStateStore, check_session_health, cleanup_exp
 
 __all__ = [
     "AuthStateStore",
+    "Budget",
     "ConflictError",
     "DataLayer",
     "DataLayerError",
@@ -26,6 +28,7 @@ __all__ = [
     "Settings",
     "TransientError",
     "ValidationError",
+    "check_budget",
     "check_session_health",
     "cleanup_expired_keys",
     "migrate",

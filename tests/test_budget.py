@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from datalayer._budget import Budget, check_budget
+from datalayer import Budget, check_budget
 
 
 @pytest.fixture

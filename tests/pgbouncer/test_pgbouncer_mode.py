@@ -10,8 +10,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from datalayer import Database, QueryTimeoutError, Settings, TransientError
-from datalayer._budget import check_budget
+from datalayer import Database, QueryTimeoutError, Settings, TransientError, check_budget
 from datalayer.repositories import ClientsRepository
 
 from .conftest import PgBouncer
