@@ -3,9 +3,10 @@
 The session fixture ``pgbouncer`` writes a config file and a userlist into a
 temporary folder, starts the Debian ``pgbouncer`` binary on a free loopback
 port and stops it at the end. It skips only when the binary is absent
-(``.ci/run`` installs it, so CI never skips).
+(``.ci/run`` installs it, so CI never skips), or when the test server is a
+unix socket PgBouncer cannot reach (said in the skip reason).
 
-``startup parameter options`` is deliberately *not* in
+The startup parameter ``options`` is deliberately *not* in
 ``ignore_startup_parameters``: PgBouncer then refuses a client that sends
 ``options=-c statement_timeout=...``, so a Database in PgBouncer mode that
 still relied on a startup option would fail here instead of silently losing
@@ -250,15 +251,16 @@ def clean_db(clean_db: Any, db: Any) -> Any:
 _SUITE_FIXTURES = {"db", "clean_db", "pg_url", "pg_server_url"}
 
 
-def _bypasses_pgbouncer(item: pytest.Item, rootpath: Path) -> bool:
-    """True when the test, or a fixture of its own, connects with ``pg_url`` directly."""
+def _bypasses_pgbouncer(item: pytest.Item, here: str, suite: str) -> bool:
+    """True when the test, or a fixture of its own, connects with ``pg_url`` directly.
+
+    ``here`` and ``suite`` are the node ids of this folder and of tests/.
+    """
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
     if "pg_url" in info.argnames:
         return True
-    here = Path(__file__).parent.relative_to(rootpath).as_posix()
-    suite = Path(__file__).parent.parent.relative_to(rootpath).as_posix()
     for name, defs in info.name2fixturedefs.items():
         for fixturedef in defs:
             if "pg_url" not in fixturedef.argnames:
@@ -274,12 +276,18 @@ def _bypasses_pgbouncer(item: pytest.Item, rootpath: Path) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from ._rerun import MARKER
 
+    folder = Path(__file__).resolve().parent
+    try:
+        here = folder.relative_to(config.rootpath).as_posix()
+        suite = folder.parent.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         module = getattr(item, "module", None)
         rerun = module is not None and hasattr(module, MARKER)
-        bypass = rerun and _bypasses_pgbouncer(item, config.rootpath)
+        bypass = rerun and _bypasses_pgbouncer(item, here, suite)
         (dropped if bypass else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
