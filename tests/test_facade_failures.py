@@ -281,3 +281,38 @@ def test_backend_terminated_mid_statement_is_transient(clean_db: Database, pg_ur
     assert _tags(events[0])["error.kind"] == "transient"
     # The pool replaced the dead connection: the next call works.
     assert facade.get_services(1) == []
+
+
+def test_reports_describe_personal_arguments_and_keep_ids(denied_db: Database) -> None:
+    """Not to repeat: raw phone numbers and names sent to Sentry."""
+    facade = DataLayer(denied_db)
+    with capture_events() as events, capture_logs() as logs:
+        facade.search_clients_by_name(1, NAME)
+        facade.get_client_by_phone(PHONE, 1)
+        with pytest.raises(DataLayerError):
+            facade.upsert_client(CLIENT)
+    arguments = [event["contexts"]["errorkit"]["arguments"] for event in events]
+    assert arguments[0]["company_id"] == "1"
+    assert "13 chars" in arguments[0]["name"]
+    assert "chars" in arguments[1]["phone"]
+    assert "yclients_id=101" in arguments[2]["client"]
+    assert "company_id=1" in arguments[2]["client"]
+    _assert_no_pii(events, logs)
+
+
+def test_three_layers_report_once(denied_db: Database) -> None:
+    """Not to repeat: the same error sent to Sentry by three layers.
+
+    A facade write inside ``run_in_transaction`` inside ``transaction()``: three
+    boundaries see the error; the innermost (the facade) reports it, once.
+    """
+    facade = DataLayer(denied_db)
+    company = {"company_id": 1, "title": "Salon"}
+    with (
+        capture_events() as events,
+        capture_logs() as logs,
+        pytest.raises(DataLayerError),
+        denied_db.transaction(),
+    ):
+        denied_db.run_in_transaction(lambda: facade.upsert_company(company))
+    _assert_reported_once(events, logs, "upsert_company")
