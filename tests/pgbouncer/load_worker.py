@@ -74,7 +74,6 @@ def run(conninfo: str, service_index: int, iterations: int) -> dict[str, Any]:
     bookings_written: set[int] = set()
     errors: list[str] = []
     calls = 0
-    peak_in_use = 0
 
     with Database(conninfo, settings) as db:
         companies = CompaniesRepository(db)
@@ -119,7 +118,7 @@ def run(conninfo: str, service_index: int, iterations: int) -> dict[str, Any]:
             return {key}, set()
 
         def work(thread: int) -> None:
-            nonlocal calls, peak_in_use
+            nonlocal calls
             for i in range(iterations):
                 try:
                     new_clients, new_bookings = one_call(thread, i)
@@ -127,12 +126,10 @@ def run(conninfo: str, service_index: int, iterations: int) -> dict[str, Any]:
                     with lock:
                         errors.append(f"thread {thread} call {i}: {type(exc).__name__}: {exc}")
                     continue
-                in_use = int(db.stats()["in_use"])
                 with lock:
                     calls += 1
                     clients_written.update(new_clients)
                     bookings_written.update(new_bookings)
-                    peak_in_use = max(peak_in_use, in_use)
 
         threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
         for thread in threads:
@@ -150,7 +147,6 @@ def run(conninfo: str, service_index: int, iterations: int) -> dict[str, Any]:
         "bookings_written": sorted(bookings_written),
         "pool_size": stats["pool_size"],
         "pool_max": stats["pool_max"],
-        "peak_in_use": peak_in_use,
     }
 
 
