@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -561,3 +562,29 @@ def test_failed_cleanup_is_reported_once_and_raises(unreachable_db: Database) ->
         cleanup_expired_keys(unreachable_db)
     assert len(events) == 1
     assert events[0]["tags"]["operation"] == "cleanup_expired_keys"
+
+
+def test_concurrent_writers_of_overlapping_keys_do_not_deadlock(wa_db: Database) -> None:
+    ids = [str(n) for n in range(60)]
+    errors: list[BaseException] = []
+
+    def writer(order: list[str], tag: str) -> None:
+        store = AuthStateStore(wa_db, "shared")
+        try:
+            for round_ in range(15):
+                store.set_keys(
+                    {"session": {key_id: {"by": tag, "round": round_} for key_id in order}}
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=writer, args=(ids, "forward")),
+        threading.Thread(target=writer, args=(ids[::-1], "backward")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(AuthStateStore(wa_db, "shared").get_keys("session", ids)) == 60

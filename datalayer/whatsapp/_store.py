@@ -195,7 +195,8 @@ class AuthStateStore:
         up_ttls: list[float | None] = []
         del_types: list[str] = []
         del_ids: list[str] = []
-        for (key_type, key_id), value in writes.items():
+        # Sorted, so concurrent writers lock overlapping keys in one order (no deadlock).
+        for (key_type, key_id), value in sorted(writes.items(), key=lambda item: item[0]):
             if value is None:
                 del_types.append(key_type)
                 del_ids.append(key_id)
