@@ -33,6 +33,7 @@ _PHONE = re.compile(r"(?<![\w.:/-])\+?\(?\d(?:[\s().-]{0,2}\d){9,14}(?![\w:])")
 _DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
 
 _MAX_DEPTH = 12
+_TOO_DEEP = "[nested too deep]"
 
 
 def is_secret_key(key: str) -> bool:
@@ -82,7 +83,8 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     if _depth >= _MAX_DEPTH:
-        return value
+        # Deeper than the walk goes: hide a container rather than pass it on unmasked.
+        return _TOO_DEEP if isinstance(value, Mapping | list | tuple | set | frozenset) else value
     if isinstance(value, Mapping):
         return {
             key: (

@@ -51,7 +51,8 @@ def _scrub_node(value: Any, depth: int, in_data: bool) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     if depth > _MAX_DEPTH:
-        return value
+        # Deeper than the walk goes: hide a container rather than send it unmasked.
+        return "[nested too deep]" if isinstance(value, Mapping | list | tuple) else value
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():

@@ -104,8 +104,20 @@ class StormControl:
         max_fingerprints: int = MAX_FINGERPRINTS,
     ) -> None:
         self._lock = threading.Lock()
+        self._config = (
+            events_per_minute,
+            log_lines_per_minute,
+            clock,
+            window_seconds,
+            max_fingerprints,
+        )
         self.events = _Channel(events_per_minute, clock, window_seconds, max_fingerprints)
         self.log_lines = _Channel(log_lines_per_minute, clock, window_seconds, max_fingerprints)
+
+    def fresh(self) -> StormControl:
+        """A new StormControl with the same budgets and clock, and nothing counted."""
+        events, lines, clock, window, cap = self._config
+        return StormControl(events, lines, clock=clock, window_seconds=window, max_fingerprints=cap)
 
     def admit_event(self, key: Hashable) -> tuple[Decision, list[tuple[Hashable, int]]]:
         if self.events.per_window <= 0:

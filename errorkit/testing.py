@@ -47,8 +47,9 @@ class MemoryTransport(Transport):
                     self.sink.append(dict(event))
 
 
-def _fresh_storm() -> None:
-    _storm.install(_storm.StormControl(settings.events_per_minute, settings.log_lines_per_minute))
+def _fresh_storm() -> _storm.StormControl:
+    """Install fresh budgets (same limits and clock); return the control to restore later."""
+    return _storm.install(_storm.current().fresh())
 
 
 @contextmanager
@@ -86,10 +87,11 @@ def capture_events() -> Iterator[list[dict[str, Any]]]:
     saved = [(scope, scope.client) for scope in scopes]
     for scope in scopes:
         scope.set_client(client)
-    _fresh_storm()
+    previous_storm = _fresh_storm()
     try:
         yield events
     finally:
+        _storm.install(previous_storm)
         for scope, old in saved:
             scope.set_client(old if old.is_active() else None)
         with suppress(Exception):
@@ -121,10 +123,11 @@ def capture_logs(level: str = "debug") -> Iterator[list[dict[str, Any]]]:
         cache_logger_on_first_use=False,
     )
     settings.set_log_level(numeric)
-    _fresh_storm()
+    previous_storm = _fresh_storm()
     try:
         yield lines
     finally:
+        _storm.install(previous_storm)
         settings.set_log_level(old_level)
         structlog.configure(**old_config)
 
