@@ -56,6 +56,9 @@ def normalize_phone(value: object, *, name: str = "phone") -> str:
     """
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError(f"{name} must be a string or an integer")
+    if isinstance(value, int) and not 0 < value < 10**15:
+        # Also keeps str() away from ints past Python's digit limit (a ValueError).
+        raise ValidationError(f"{name} must have 10 to 15 digits")
     text = str(value).strip()
     international = text.startswith("+")
     digits = (text[1:] if international else text).translate(_PHONE_SEPARATORS)
