@@ -78,16 +78,9 @@ def database_report(db: Database) -> dict[str, Any]:
 
 def _budget(db: Database) -> dict[str, Any] | None:
     """The connection budget of ``db``'s settings against the server; None if unreadable."""
-    from datalayer._budget import check_budget
-
     budget: dict[str, Any] | None = None
     with captured("api", "pool_budget", reraise=False):
-        settings = db.settings
-        budget = check_budget(
-            db,
-            expected_services=settings.expected_services,
-            max_size=settings.max_connections,
-        ).as_dict()
+        budget = db.budget().as_dict()
     return budget
 
 
