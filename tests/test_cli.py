@@ -187,6 +187,16 @@ def test_unreachable_database_exits_1(tmp_path: Path) -> None:
     result = run("health", "--json", env=env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "error"
+    assert report["database"] == {"ok": False, "error": "transient"}
+    whatsapp = run("whatsapp", "health", "--json", env=env)
+    assert whatsapp.returncode == 1
+    assert json.loads(whatsapp.stdout)["status"] == "error"
+    cleanup = run("whatsapp", "cleanup", env=env)
+    assert cleanup.returncode == 1
+    assert cleanup.stdout == ""
+    assert "failed" in cleanup.stderr
 
 
 @pytest.mark.slow
