@@ -340,14 +340,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     console = Console()
     code = EXIT_FAILED
+    command = " ".join(
+        name
+        for name in (
+            args.command,
+            getattr(args, "whatsapp_command", None),
+            getattr(args, "pool_command", None),
+        )
+        if name
+    )
     # Reported once: by the innermost boundary (store, cleanup, database), else by this one.
     # A command is not a hot path: no operation_slow line for a long cleanup or demo.
-    with captured("cli", args.command, reraise=False, slow_ms=math.inf) as boundary:
+    with captured("cli", command, reraise=False, slow_ms=math.inf) as boundary:
         code = handler(args, console)
     if boundary.error is not None:
         error = boundary.error
         print(
-            f"datalayer {args.command}: failed: {type(error).__name__}: {scrub(str(error))}",
+            f"datalayer {command}: failed: {type(error).__name__}: {scrub(str(error))}",
             file=sys.stderr,
         )
         return EXIT_FAILED
