@@ -10,7 +10,7 @@ import structlog
 from structlog._config import BoundLoggerLazyProxy
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from errorkit._scrub import scrub
+from errorkit._scrub import scrub_for_log
 
 LogFormat = Literal["json", "console"]
 LogStream = Literal["stdout", "stderr"] | TextIO
@@ -25,7 +25,7 @@ def scrub_event_dict(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     a log line is never lost, and never sent unmasked.
     """
     try:
-        return cast(EventDict, scrub(event_dict))
+        return cast(EventDict, scrub_for_log(event_dict))
     except Exception as exc:
         kept: EventDict = {
             k: event_dict[k]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import reprlib
 import sys
 from collections.abc import Callable, Hashable, Mapping
 from contextvars import ContextVar
@@ -18,7 +17,7 @@ import structlog
 from errorkit import _storm
 from errorkit._classify import WARNING_KINDS, classify
 from errorkit._config import settings
-from errorkit._scrub import FILTERED, is_secret_key, scrub, scrub_text, value_is_set
+from errorkit._scrub import FILTERED, is_secret_key, safe_repr, scrub, scrub_text, value_is_set
 
 if TYPE_CHECKING:
     from errorkit._boundary import Boundary
@@ -135,33 +134,16 @@ def boundary_chain() -> list[str]:
 # --- arguments ---------------------------------------------------------------------------
 
 
-def _reprlib(limit: int) -> reprlib.Repr:
-    r = reprlib.Repr()
-    r.maxstring = limit
-    r.maxother = limit
-    r.maxlong = min(limit, 400)
-    r.maxlevel = 4
-    r.maxdict = r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = 25
-    return r
-
-
-_repr_cache: dict[int, reprlib.Repr] = {}
-
-
 def safe_value(name: str, value: Any) -> str:
     """A bounded, scrubbed text for one argument; never raises."""
-    limit = settings.repr_limit
     try:
         if is_secret_key(name) and value_is_set(value):
             return FILTERED
         if isinstance(value, Mapping | list | tuple) and len(value) <= 100:
             value = scrub(value)
-        r = _repr_cache.get(limit) or _repr_cache.setdefault(limit, _reprlib(limit))
-        text = r.repr(value)
-        # Masking keeps phone numbers' length, so scrub a little past the cut first.
-        return scrub_text(text[: limit + 256])[:limit]
     except Exception as exc:
         return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    return safe_repr(value, settings.repr_limit)
 
 
 def _bind(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,6 +100,61 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
     if isinstance(value, list | set | frozenset):
         return [scrub(item, _depth=_depth + 1) for item in value]
     return value
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _reprlib(limit: int) -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxstring = limit
+    r.maxother = limit
+    r.maxlong = min(limit, 400)
+    r.maxlevel = 4
+    r.maxdict = r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = 25
+    return r
+
+
+_reprs: dict[int, reprlib.Repr] = {}
+
+
+def safe_repr(value: Any, limit: int = 512) -> str:
+    """A bounded, scrubbed repr of ``value``; never raises."""
+    try:
+        r = _reprs.get(limit) or _reprs.setdefault(limit, _reprlib(limit))
+        text = r.repr(value)
+        # Masking keeps phone numbers' length, so scrub a little past the cut first.
+        return scrub_text(text[: limit + 256])[:limit]
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def scrub_for_log(value: Any, *, _depth: int = 0) -> Any:
+    """Like :func:`scrub`, but any other object becomes its bounded, scrubbed repr.
+
+    A renderer would otherwise print ``repr(obj)`` after masking ran, showing
+    whatever the object holds (a model's phone number).
+    """
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if _depth >= _MAX_DEPTH:
+        return safe_repr(value)
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                FILTERED
+                if isinstance(key, str) and value_is_set(item) and is_secret_key(key)
+                else scrub_for_log(item, _depth=_depth + 1)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, tuple):
+        return tuple(scrub_for_log(item, _depth=_depth + 1) for item in value)
+    if isinstance(value, list | set | frozenset):
+        return [scrub_for_log(item, _depth=_depth + 1) for item in value]
+    return safe_repr(value)
 
 
 def value_is_set(item: Any) -> bool:

@@ -136,7 +136,7 @@ def test_failing_scrubber_costs_a_fallback_not_an_error(
 
     errorkit.setup(env_file=None, log_format="json")
     monkeypatch.setattr(errorkit._sentry, "scrub_text", broken)
-    monkeypatch.setattr(errorkit._logging, "scrub", broken)
+    monkeypatch.setattr(errorkit._logging, "scrub_for_log", broken)
 
     @captured("crm", "notify", reraise=False, default="fallback")
     def notify(phone: str) -> str:
@@ -153,3 +153,29 @@ def test_failing_scrubber_costs_a_fallback_not_an_error(
     assert line["event"] == "operation_failed"
     assert line["scrub_error"] == "RuntimeError"
     assert_clean(json.dumps(line))
+
+
+def test_objects_logged_as_values_are_rendered_then_masked() -> None:
+    from dataclasses import dataclass
+
+    from errorkit.testing import capture_logs
+
+    @dataclass
+    class Client:
+        name: str
+        phone: str
+        email: str
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return f"<Opaque {PHONE}>"
+
+    with capture_logs() as lines:
+        errorkit.get_logger().info(
+            "client_synced", client=Client("Anna", PHONE, EMAIL), items=[Opaque()], count=2
+        )
+    (line,) = lines
+    assert_clean(json.dumps(line))
+    assert "44 88" in line["client"]
+    assert line["items"][0] == "<Opaque +* *** *** 44 88>"
+    assert line["count"] == 2
