@@ -255,17 +255,20 @@ def report_failure(
     if sentry_sdk.get_client().is_active():
         decision, evicted_events = storm.admit_event(key)
         if decision.send:
-            event_id = _send_event(
-                boundary,
-                exc,
-                kind,
-                type_name,
-                duration_ms,
-                decision.suppressed,
-                instance,
-                args,
-                kwargs,
-            )
+            try:
+                event_id = _send_event(
+                    boundary,
+                    exc,
+                    kind,
+                    type_name,
+                    duration_ms,
+                    decision.suppressed,
+                    instance,
+                    args,
+                    kwargs,
+                )
+            except Exception:  # Sentry trouble must not cost the log line
+                event_id = None
             if event_id:
                 _mark(exc, _REPORTED, event_id)
     line, evicted_lines = storm.admit_log_line(key)

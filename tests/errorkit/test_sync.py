@@ -499,3 +499,31 @@ def test_register_classifier_teaches_kinds() -> None:
         for fn in (mine, broken, nonsense):
             unregister_classifier(fn)
     assert classify(Missing()) == "internal"
+
+
+def test_sentry_failing_inside_capture_still_logs_and_keeps_policy(
+    monkeypatch: pytest.MonkeyPatch,
+    errorkit_events: list[dict[str, Any]],
+    errorkit_logs: list[dict[str, Any]],
+) -> None:
+    import sentry_sdk
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("sdk bug")
+
+    monkeypatch.setattr(sentry_sdk, "capture_exception", explode)
+
+    @captured("c", "op", reraise=False, default="d")
+    def soft() -> str:
+        raise Boom
+
+    @captured("c", "op2")
+    def hard() -> None:
+        raise Boom
+
+    assert soft() == "d"
+    with pytest.raises(Boom):
+        hard()
+    lines = failed_lines(errorkit_logs)
+    assert [line["operation"] for line in lines] == ["op", "op2"]
+    assert lines[0]["sentry_event_id"] is None
