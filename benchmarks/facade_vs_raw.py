@@ -130,17 +130,30 @@ def main(argv: list[str] | None = None) -> int:
                 with raw_pool.connection() as conn:
                     return conn.cursor(row_factory=typed).execute(statement, params).fetchone()
 
+            def database_checkout() -> Any:
+                with db.connection() as conn:
+                    return conn.cursor(row_factory=typed).execute(statement, params).fetchone()
+
+            repository = ClientsRepository(db)
+
+            def through_repository() -> Any:
+                return repository.find_by_phone(STORED_PHONE, COMPANY_ID)
+
             def through_facade() -> Any:
                 return facade.get_client_by_phone(TYPED_PHONE, COMPANY_ID)
 
             found = through_facade()
             assert found is not None and found.yclients_id == 1, found
             assert raw_typed() == found
+            # The layers in between show where the facade's time goes.
             sides = {
                 "raw, tuple rows": raw,
                 "raw, Client rows": raw_typed,
+                "+ Database pool": database_checkout,
+                "+ repository": through_repository,
                 "facade": through_facade,
             }
+
             for fn in sides.values():  # warm up: prepared statements, caches
                 measure(fn, min(args.calls, 500))
             wall: dict[str, list[float]] = {name: [] for name in sides}
