@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from psycopg import sql
+from psycopg.abc import AdaptContext
 from psycopg.types.json import Jsonb
 
 from datalayer.errors import ValidationError
@@ -27,6 +28,7 @@ __all__ = [
     "OPERATORS",
     "BulkStatements",
     "Query",
+    "Statement",
     "Table",
     "build_bulk_upsert",
     "build_count",
@@ -43,6 +45,22 @@ OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "li
 _COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 Filters = Mapping[str, Any]
+
+
+class Statement(sql.Composed):
+    """A composed statement rendered to bytes once, then reused on every execution.
+
+    psycopg renders a ``Composed`` on each ``execute`` (escaping every identifier
+    again); the statements here are cached by shape and name only the tables' own
+    ASCII columns, so their text is the same for every connection and encoding.
+    """
+
+    _rendered: bytes | None = None
+
+    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+        if self._rendered is None:
+            self._rendered = super().as_bytes(None)
+        return self._rendered
 
 
 class Query(NamedTuple):
@@ -69,6 +87,7 @@ class Table:
     now_if_null: frozenset[str] = frozenset()
     identifier: sql.Identifier = field(init=False)
     writable: tuple[str, ...] = field(init=False)
+    jsonb_columns: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         missing = [
@@ -79,6 +98,8 @@ class Table:
         object.__setattr__(self, "identifier", sql.Identifier(self.name))
         writable = tuple(c for c in self.columns if c not in self.managed)
         object.__setattr__(self, "writable", writable)
+        jsonb = frozenset(c for c, kind in self.columns.items() if kind == "jsonb")
+        object.__setattr__(self, "jsonb_columns", jsonb)
 
     def check_column(self, column: object, role: str = "column") -> str:
         if not isinstance(column, str) or column not in self.columns:
@@ -92,7 +113,7 @@ def like_escape(text: str) -> str:
 
 
 def _adapt(table: Table, column: str, value: Any) -> Any:
-    if value is not None and table.columns[column] == "jsonb" and not isinstance(value, Jsonb):
+    if column in table.jsonb_columns and value is not None and not isinstance(value, Jsonb):
         return Jsonb(value)
     return value
 
@@ -108,15 +129,21 @@ def _parse_filters(table: Table, filters: Filters | None) -> tuple[tuple[Any, ..
         raise ValidationError(f"filters must be a mapping, got {type(filters).__name__}")
     shape: list[tuple[str, str, bool]] = []
     params: list[Any] = []
+    columns = table.columns
     for column, spec in filters.items():
-        table.check_column(column)
-        if isinstance(spec, Mapping) and not isinstance(spec, Jsonb):
-            if not spec:
-                raise ValidationError(f"empty operator mapping for column {column!r}")
-            items = list(spec.items())
-        else:
-            items = [("eq", spec)]
-        for op, value in items:
+        if column not in columns:
+            table.check_column(column)
+        if not isinstance(spec, Mapping):
+            # The common case, {column: value}, on the shortest path.
+            if spec is None:
+                shape.append((column, "eq", True))
+            else:
+                shape.append((column, "eq", False))
+                params.append(_adapt(table, column, spec))
+            continue
+        if not spec:
+            raise ValidationError(f"empty operator mapping for column {column!r}")
+        for op, value in spec.items():
             if op not in OPERATORS:
                 raise ValidationError(f"unknown operator {op!r} for column {column!r}")
             if op in ("eq", "ne") and value is None:
@@ -145,7 +172,7 @@ def matches_nothing(filters: Filters | None) -> bool:
     if not filters:
         return False
     for spec in filters.values():
-        if isinstance(spec, Mapping) and not isinstance(spec, Jsonb):
+        if isinstance(spec, Mapping):
             value = spec.get("in")
             if isinstance(value, list | tuple | set | frozenset) and not value:
                 return True
@@ -259,7 +286,9 @@ def build_select(
 
 @lru_cache(maxsize=256)
 def _count_statement(table: Table, shape: tuple[Any, ...]) -> sql.Composed:
-    return sql.SQL("SELECT count(*) FROM {}{}").format(table.identifier, _where(table, shape))
+    return Statement(
+        [sql.SQL("SELECT count(*) FROM {}{}").format(table.identifier, _where(table, shape))]
+    )
 
 
 def build_count(table: Table, filters: Filters | None = None) -> Query:
@@ -270,7 +299,7 @@ def build_count(table: Table, filters: Filters | None = None) -> Query:
 
 @lru_cache(maxsize=256)
 def _delete_statement(table: Table, shape: tuple[Any, ...]) -> sql.Composed:
-    return sql.SQL("DELETE FROM {}{}").format(table.identifier, _where(table, shape))
+    return Statement([sql.SQL("DELETE FROM {}{}").format(table.identifier, _where(table, shape))])
 
 
 def build_delete(table: Table, filters: Filters) -> Query:
@@ -331,13 +360,14 @@ def _conflict_update(table: Table, columns: Sequence[str]) -> sql.Composable:
 
 @lru_cache(maxsize=256)
 def _upsert_statement(table: Table, columns: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING {}").format(
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING {}").format(
         table.identifier,
         sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         sql.SQL(", ").join(_value_sql(table, c, sql.Placeholder()) for c in columns),
         _conflict_update(table, columns),
         _select_list(table),
     )
+    return Statement([statement])
 
 
 def build_upsert(table: Table, row: object) -> Query:
@@ -398,42 +428,47 @@ def bulk_rows(
     """The columns and value tuples of a batch, duplicate keys dropped (the last one wins).
 
     Every row must carry the same columns: a bulk write never fills gaps with NULL.
-    The first row is checked in full; the rest only need the same shape.
+    The first row is checked in full; the rest only need the same type (a model)
+    or the same keys (a mapping). A NULL key value is refused by the table itself.
     """
     iterator = iter(rows)
     first = next(iterator, None)
     if first is None:
         return (), []
     columns = tuple(c for c in table.writable if c in row_values(table, first))
-    key_positions = tuple(columns.index(c) for c in table.key)
-    getter = _record_getter(columns)
-    first_type = type(first)
-    first_keys = frozenset(first) if isinstance(first, Mapping) else frozenset()
-    by_key: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for index, row in enumerate(itertools.chain((first,), iterator)):
-        if type(row) is not first_type or (isinstance(row, Mapping) and row.keys() != first_keys):
-            values = row_values(table, row)
-            if values.keys() != set(columns):
-                raise ValidationError(
-                    f"bulk rows for {table.name} must all have the same columns; "
-                    f"row {index} differs from row 0"
-                )
-        record = getter(row)
-        key = tuple(record[i] for i in key_positions)
-        if None in key:
-            raise ValidationError(f"bulk row {index} for {table.name} lacks a key column value")
-        by_key.pop(key, None)  # re-inserted at the end: rows keep their last position
-        by_key[key] = record
+    key_of = operator.itemgetter(*(columns.index(c) for c in table.key))
+    by_key: dict[Any, tuple[Any, ...]] = {}
+    record: tuple[Any, ...]
+    row: Any
+    if isinstance(first, Mapping):
+        expected_keys = first.keys()
+        by_item = operator.itemgetter(*columns)
+        for index, row in enumerate(itertools.chain((first,), iterator)):
+            if not isinstance(row, Mapping) or row.keys() != expected_keys:
+                record = _other_shape(table, row, columns, index)
+            else:
+                record = by_item(row) if len(columns) > 1 else (row[columns[0]],)
+            by_key[key_of(record)] = record
+    else:
+        first_type = type(first)
+        by_attribute = operator.attrgetter(*columns)
+        for index, row in enumerate(itertools.chain((first,), iterator)):
+            if type(row) is not first_type:
+                record = _other_shape(table, row, columns, index)
+            else:
+                record = by_attribute(row) if len(columns) > 1 else (getattr(row, columns[0]),)
+            by_key[key_of(record)] = record
     return columns, list(by_key.values())
 
 
-def _record_getter(columns: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    by_attribute = operator.attrgetter(*columns)
-    by_item = operator.itemgetter(*columns)
-    single = len(columns) == 1
-
-    def record(row: Any) -> tuple[Any, ...]:
-        values = by_item(row) if isinstance(row, Mapping) else by_attribute(row)
-        return (values,) if single else values
-
-    return record
+def _other_shape(
+    table: Table, row: object, columns: tuple[str, ...], index: int
+) -> tuple[Any, ...]:
+    """The record of a row unlike the first one, if it still has the same columns."""
+    values = row_values(table, row)
+    if values.keys() != set(columns):
+        raise ValidationError(
+            f"bulk rows for {table.name} must all have the same columns; "
+            f"row {index} differs from row 0"
+        )
+    return tuple(values[c] for c in columns)

@@ -1,0 +1,216 @@
+"""Repository calls against the same SQL on a raw psycopg connection from the same pool.
+
+Run: ``python benchmarks/repository_vs_raw.py`` (uses TEST_DATABASE_URL, DATABASE_URL
+or the server on 127.0.0.1:5432; creates and drops its own database). Prints timings
+and ratios from one run; targets: find_one / upsert within 1.15x of raw, bulk_upsert
+within 1.25x of the fastest raw bulk method and at least 20x faster than row by row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
+
+from datalayer import Database, Settings, migrate
+from datalayer.models import Client
+from datalayer.repositories import ClientsRepository, _sql
+
+SERVER = (
+    os.environ.get("TEST_DATABASE_URL")
+    or os.environ.get("DATABASE_URL")
+    or "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+# Single-row calls run in short alternating batches, so load from anything else on the
+# machine hits both sides alike; the figure is the median of the per-batch means.
+BATCHES = 60
+BULK_ROWS = 100_000
+ROW_BY_ROW_SAMPLE = 2_000  # row-by-row is timed on a sample and scaled to BULK_ROWS
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    name = f"datalayer_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(SERVER)
+    params["dbname"] = name
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with psycopg.connect(SERVER, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def per_call_us(fn: Callable[[int], object], calls: int) -> float:
+    started = time.perf_counter()
+    for i in range(calls):
+        fn(i)
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def compare(
+    name: str, ours: Callable[[int], object], raw: Callable[[int], object], batch: int
+) -> None:
+    for fn in (ours, raw):  # warm up: prepared statements, caches
+        per_call_us(fn, 100)
+    ours_us: list[float] = []
+    raw_us: list[float] = []
+    for _ in range(BATCHES):
+        ours_us.append(per_call_us(ours, batch))
+        raw_us.append(per_call_us(raw, batch))
+    a, b = statistics.median(ours_us), statistics.median(raw_us)
+    print(f"{name:<28} repository {a:8.1f} us   raw {b:8.1f} us   ratio {a / b:5.2f}x")
+
+
+def client(i: int, company_id: int = 1) -> Client:
+    return Client(
+        yclients_id=i,
+        company_id=company_id,
+        name=f"client {i}",
+        phone=f"7900{i:07d}",
+        visit_count=i % 50,
+        tags=["bench"],
+        preferences={"i": i},
+    )
+
+
+def main() -> None:
+    with scratch_database() as url:
+        settings = Settings(max_connections=2, service_name="bench")
+        with Database(url, settings) as db:
+            migrate(db)
+            clients = ClientsRepository(db)
+            clients.bulk_upsert(client(i) for i in range(1_000))
+            table = ClientsRepository.table
+
+            find = _sql.build_select(table, {"yclients_id": 1, "company_id": 1}, limit=1)
+            find_sql = find.statement.as_string(None)
+
+            def raw_find(i: int) -> Any:
+                conn = db.pool.getconn()
+                try:
+                    return conn.execute(find_sql, (i % 1000, 1, 1)).fetchone()
+                finally:
+                    db.pool.putconn(conn)
+
+            def repo_find(i: int) -> Any:
+                return clients.find_one({"yclients_id": i % 1000, "company_id": 1})
+
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(
+                f"same pool ({db.pool.max_size} connections); {BATCHES} alternating batches,"
+                f" medians of the batch means; load average {load} on {os.cpu_count()} CPUs"
+            )
+            compare("find_one by key", repo_find, raw_find, batch=50)
+
+            up = _sql.build_upsert(table, client(0))
+            up_sql = up.statement.as_string(None)
+            rows = [client(i) for i in range(1_000)]
+            columns = [c for c in table.writable]
+
+            def raw_upsert(i: int) -> Any:
+                row = rows[i % 1000]
+                params = [getattr(row, c) for c in columns]
+                params[columns.index("preferences")] = Jsonb(row.preferences)
+                conn = db.pool.getconn()
+                try:
+                    return conn.execute(up_sql, params).fetchone()
+                finally:
+                    db.pool.putconn(conn)
+
+            def repo_upsert(i: int) -> Any:
+                return clients.upsert(rows[i % 1000])
+
+            compare("upsert one row", repo_upsert, raw_upsert, batch=10)
+
+            bulk_benchmarks(db, clients)
+
+
+def bulk_benchmarks(db: Database, clients: ClientsRepository) -> None:
+    """100k-row loads into empty keys (inserts) and over existing rows (updates).
+
+    Each side runs twice, alternating, on its own fresh company ids; best run counts.
+    """
+    table = ClientsRepository.table
+    columns = table.writable
+    statements = _sql.build_bulk_upsert(table, tuple(columns))
+    column_list = sql.SQL(", ").join(map(sql.Identifier, columns))
+    create = sql.SQL(
+        "CREATE TEMP TABLE raw_bulk ON COMMIT DROP AS SELECT {} FROM clients WITH NO DATA"
+    ).format(column_list)
+    copy_sql = sql.SQL("COPY raw_bulk ({}) FROM STDIN (FORMAT BINARY)").format(column_list)
+
+    def raw_copy(rows: list[Client]) -> None:
+        # The fastest raw method: binary COPY into a temp table, one INSERT ... ON CONFLICT.
+        with db.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(create)
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(statements.types)
+                for r in rows:
+                    copy.write_row(
+                        (r.yclients_id, r.company_id, r.name, r.phone, r.email,
+                         r.last_visit_date, r.visit_count, r.tags, r.preferences)
+                    )  # fmt: skip
+            merge = statements.merge.as_string(conn).replace('"_bulk_clients"', "raw_bulk")
+            cur.execute(merge)
+
+    def timed(fn: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        fn()
+        return time.perf_counter() - started
+
+    def batch(company_id: int, label: str) -> list[Client]:
+        return [
+            dataclasses.replace(client(i, company_id), name=f"{label} {i}")
+            for i in range(BULK_ROWS)
+        ]
+
+    results: dict[str, list[float]] = {}
+    for run in range(2):
+        for side, fn in (("raw", raw_copy), ("repository", clients.bulk_upsert)):
+            company = 10 + run * 2 + (side == "raw")
+            for kind in ("insert", "update"):  # the second pass finds every key present
+                rows = batch(company, kind)
+                started = time.perf_counter()
+                fn(rows)
+                results.setdefault(f"{kind} {side}", []).append(time.perf_counter() - started)
+
+    up_sql = _sql.build_upsert(table, client(0)).statement.as_string(None)
+    sample = batch(99, "row")[:ROW_BY_ROW_SAMPLE]
+
+    def row_by_row() -> None:
+        with db.pool.connection() as conn, conn.transaction():
+            for r in sample:
+                params = [getattr(r, c) for c in columns]
+                params[columns.index("preferences")] = Jsonb(r.preferences)
+                conn.execute(up_sql, params)
+
+    row_by_row_s = timed(row_by_row) * BULK_ROWS / ROW_BY_ROW_SAMPLE
+    for kind in ("insert", "update"):
+        ours, raw = min(results[f"{kind} repository"]), min(results[f"{kind} raw"])
+        print(
+            f"{f'bulk_upsert 100k ({kind}s)':<28} repository {ours:8.2f} s    "
+            f"raw COPY+merge {raw:6.2f} s   ratio {ours / raw:5.2f}x"
+        )
+    ours = min(results["insert repository"])
+    print(
+        f"{'':<28} row-by-row upserts {row_by_row_s:6.2f} s (from {ROW_BY_ROW_SAMPLE} rows)"
+        f"   bulk_upsert {row_by_row_s / ours:5.1f}x faster"
+    )
+
+
+if __name__ == "__main__":
+    main()
