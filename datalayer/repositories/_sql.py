@@ -218,7 +218,12 @@ def _select_list(table: Table) -> sql.Composable:
 def _order_keys(table: Table, order_by: str | Sequence[str] | None) -> tuple[str, ...]:
     if order_by is None:
         return ()
-    keys = (order_by,) if isinstance(order_by, str) else tuple(order_by)
+    if isinstance(order_by, str):
+        keys: tuple[object, ...] = (order_by,)
+    elif isinstance(order_by, list | tuple):
+        keys = tuple(order_by)
+    else:  # an int, a set (no order), a mapping...: never iterated blindly
+        raise ValidationError(f"order_by must be a column name or a list of them, got {order_by!r}")
     return tuple(table.check_column(k, "order key") for k in keys)
 
 
