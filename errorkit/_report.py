@@ -248,7 +248,7 @@ def report_failure(
     _mark(exc, _REPORTED, "")
     kind = classify(exc)
     type_name = _type_name(exc)
-    key: Hashable = (boundary.component, boundary.operation, type_name)
+    key: Hashable = (boundary.component, boundary.operation, type_name, kind)
     storm = _storm.current()
     evicted_events: list[tuple[Hashable, int]] = []
     event_id: str | None = None
@@ -273,7 +273,7 @@ def report_failure(
                 _mark(exc, _REPORTED, event_id)
     line, evicted_lines = storm.admit_log_line(key)
     if line.suppressed:
-        _log_suppressed(boundary.component, boundary.operation, type_name, line.suppressed)
+        _log_suppressed(boundary.component, boundary.operation, type_name, kind, line.suppressed)
     if line.send:
         _log.error(
             "operation_failed",
@@ -320,22 +320,25 @@ def _send_event(
     )
 
 
-def _log_suppressed(component: str, operation: str, type_name: str, count: int) -> None:
+def _log_suppressed(component: str, operation: str, type_name: str, kind: str, count: int) -> None:
     _log.warning(
         "operation_failures_suppressed",
         component=component,
         operation=operation,
         error_type=type_name,
+        error_kind=kind,
         suppressed=count,
     )
 
 
-def _send_suppressed_event(component: str, operation: str, type_name: str, count: int) -> None:
+def _send_suppressed_event(
+    component: str, operation: str, type_name: str, kind: str, count: int
+) -> None:
     sentry_sdk.capture_message(
         f"{count} failures of {component}.{operation} ({type_name}) were not reported "
         "individually (storm control)",
         level="warning",
-        tags={"component": component, "operation": operation},
+        tags={"component": component, "operation": operation, "error.kind": kind},
         contexts={"errorkit": {"suppressed": count, "boundaries": [], "arguments": {}}},
         fingerprint=[component, operation, type_name],
     )
@@ -353,9 +356,10 @@ def report_suppressed(
             _log_suppressed(*_key_parts(key), count)
 
 
-def _key_parts(key: Hashable) -> tuple[str, str, str]:
-    component, operation, type_name = cast(tuple[str, str, str], key)
-    return component, operation, type_name
+def _key_parts(key: Hashable) -> tuple[str, str, str, str]:
+    """(component, operation, exception type, error kind) of a storm-control key."""
+    component, operation, type_name, kind = cast(tuple[str, str, str, str], key)
+    return component, operation, type_name, kind
 
 
 def flush_suppressed() -> None:

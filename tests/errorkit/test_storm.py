@@ -75,6 +75,13 @@ def test_ten_thousand_failures_cost_ten_events_and_add_up_exactly() -> None:
     outage = by_fingerprint(events, "Outage")
     other = by_fingerprint(events, "Other")
     assert failures_accounted_by_events(outage) == 10_000
+    (summary,) = [e for e in outage if "exception" not in e]
+    assert summary["level"] == "warning"
+    assert summary["tags"] == {
+        "component": "data-layer",
+        "operation": "get_client",
+        "error.kind": "internal",
+    }
     # The other fingerprint had its own budget: all 10 of its failures were sent.
     assert len(other) == 10
     assert failures_accounted_by_events(other) == 10
