@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,9 +113,18 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _dumps_json(value: Any) -> str:
+    # psycopg calls this while sending the query: a TypeError here would leave the
+    # repository unclassified, so an unserialisable value is the caller's error.
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"a jsonb value must be JSON-serialisable: {exc}") from exc
+
+
 def _adapt(table: Table, column: str, value: Any) -> Any:
     if column in table.jsonb_columns and value is not None and not isinstance(value, Jsonb):
-        return Jsonb(value)
+        return Jsonb(value, dumps=_dumps_json)
     return value
 
 
