@@ -1,0 +1,302 @@
+"""Every program in examples/ runs as a user would run it: a subprocess, for real.
+
+Examples that need a database get ``DATABASE_URL`` pointed at the suite's own
+database (``pg_url``); none of them may send anything to Sentry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+pytestmark = pytest.mark.slow
+
+# Waiting for the example service to answer: a generous bound so a loaded machine
+# cannot fail the test, never an assertion about speed.
+_STARTUP_DEADLINE_S = 120.0
+
+
+def example_env(pg_url: str | None = None) -> dict[str, str]:
+    """The environment a user would have: nothing of the suite's, no Sentry DSN."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SENTRY_", "ERRORKIT_", "POSTGRES_", "PG"))
+        and k not in ("DATABASE_URL", "TEST_DATABASE_URL", "PYTEST_ADDOPTS")
+    }
+    if pg_url is not None:
+        env["DATABASE_URL"] = pg_url
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_example(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for raw in text.splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+def test_every_example_has_a_test() -> None:
+    tested = {
+        "decorate_new_method.py",
+        "read_json_logs.py",
+        "service_using_facade.py",
+        "testing_with_errorkit.py",
+    }
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+# --- decorate_new_method.py, and read_json_logs.py on its output ------------------------
+
+
+@pytest.fixture(scope="module")
+def decorate_run(pg_url: str) -> subprocess.CompletedProcess[str]:
+    result = run_example("examples/decorate_new_method.py", env=example_env(pg_url))
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_decorate_new_method_reports_each_failure_once(
+    decorate_run: subprocess.CompletedProcess[str],
+) -> None:
+    lines = json_lines(decorate_run.stdout)
+    # stdout carries only JSON log lines; the remarks go to stderr
+    assert all(raw.startswith("{") for raw in decorate_run.stdout.splitlines() if raw)
+    failed = [(x["operation"], x["error_kind"]) for x in lines if x["event"] == "operation_failed"]
+    assert failed == [("import_client", "conflict"), ("lapsed_clients", "transient")]
+    rejected = [x["operation"] for x in lines if x["event"] == "operation_rejected"]
+    assert rejected == ["lapsed_clients"]
+    assert all(x.get("service") == "decorate-new-method-example" for x in lines)
+    # no DSN: nothing sent, and the example shows the events that would have been
+    shown = [r for r in decorate_run.stderr.splitlines() if "Sentry event (not sent" in r]
+    assert len(shown) == 2
+    assert "'error.kind': 'conflict'" in shown[0]
+    assert "lapsed_clients returned []" in decorate_run.stderr
+    # the phone in the unique violation's DETAIL never reaches the log
+    assert "79680000101" not in decorate_run.stdout
+
+
+def test_read_json_logs_summarises_a_real_run(
+    decorate_run: subprocess.CompletedProcess[str],
+) -> None:
+    result = run_example(
+        "examples/read_json_logs.py", "--json", env=example_env(), stdin=decorate_run.stdout
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    operations = summary["operations"]
+    assert operations["data-layer.import_client"]["failed"] == 1
+    assert operations["data-layer.import_client"]["error_kinds"] == {"conflict": 1}
+    assert operations["data-layer.lapsed_clients"]["failed"] == 1
+    assert operations["data-layer.lapsed_clients"]["rejected"] == 1
+    assert summary["skipped"] == 0
+
+    human = run_example("examples/read_json_logs.py", env=example_env(), stdin=decorate_run.stdout)
+    assert human.returncode == 0, human.stderr
+    assert "data-layer.import_client: 1 failed" in human.stdout
+
+
+def test_read_json_logs_counts_suppressed_failures_and_slow_calls(tmp_path: Path) -> None:
+    def line(event: str, operation: str, **fields: Any) -> str:
+        return json.dumps(
+            {
+                "event": event,
+                "component": "data-layer",
+                "operation": operation,
+                "level": "error",
+                **fields,
+            }
+        )
+
+    log = tmp_path / "service.log"
+    log.write_text(
+        "\n".join(
+            [
+                "uvicorn said something that is not JSON",
+                line(
+                    "operation_failed",
+                    "get_company",
+                    error_kind="transient",
+                    error_message="server closed the connection",
+                    request_id="r1",
+                ),
+                line("operation_failures_suppressed", "get_company", suppressed=41),
+                line("operation_slow", "get_staff", duration_ms=812.5, request_id="r2"),
+                line("operation_slow", "get_staff", duration_ms=1203.0),
+                line("operation_completed", "get_services", duration_ms=90.0),
+                line("operation_rejected", "get_client_by_phone", error_kind="invalid"),
+                json.dumps(
+                    {
+                        "event": "operation_failed",
+                        "component": "http",
+                        "operation": "GET /x",
+                        "error_kind": "internal",
+                    }
+                ),
+                "[1, 2, 3]",
+            ]
+        )
+    )
+    result = run_example(
+        "examples/read_json_logs.py",
+        str(log),
+        "--json",
+        "--slow-ms",
+        "50",
+        "--component",
+        "data-layer",
+        env=example_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["skipped"] == 2
+    operations = summary["operations"]
+    assert operations["data-layer.get_company"]["failed"] == 42
+    assert operations["data-layer.get_company"]["suppressed"] == 41
+    assert operations["data-layer.get_company"]["request_ids"] == ["r1"]
+    assert operations["data-layer.get_client_by_phone"]["rejected"] == 1
+    assert [c["duration_ms"] for c in summary["slowest_calls"]] == [1203.0, 812.5, 90.0]
+    assert "http.GET /x" not in operations
+
+
+# --- testing_with_errorkit.py ----------------------------------------------------------
+
+
+def test_testing_with_errorkit_passes_under_pytest() -> None:
+    result = run_example(
+        "-m",
+        "pytest",
+        "examples/testing_with_errorkit.py",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        env=example_env(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 passed" in result.stdout
+
+
+# --- service_using_facade.py -------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Service:
+    """The example service under uvicorn on a free loopback port."""
+
+    def __init__(self, pg_url: str, folder: Path) -> None:
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.out = folder / "service.out"
+        self.err = folder / "service.err"
+        with self.out.open("w") as stdout, self.err.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "examples/service_using_facade.py", "--port", str(port)],
+                cwd=ROOT,
+                env=example_env(pg_url),
+                stdout=stdout,
+                stderr=stderr,
+            )
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + _STARTUP_DEADLINE_S
+        while True:
+            assert self.proc.poll() is None, self.err.read_text()
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "no answer:\n" + self.err.read_text()
+            time.sleep(0.2)
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Shut the service down as Ctrl-C does (lifespan included); its JSON log lines."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return json_lines(self.out.read_text())
+
+
+@pytest.fixture
+def service(pg_url: str, tmp_path: Path) -> Iterator[Service]:
+    running = Service(pg_url, tmp_path)
+    try:
+        running.wait_until_up()
+        yield running
+    finally:
+        running.stop()
+
+
+def test_service_using_facade(service: Service) -> None:
+    with httpx.Client(base_url=service.base_url, timeout=30) as client:
+        saved = client.put(
+            "/companies/990002", json={"title": "Example Salon", "phone": "8 (968) 648-44-88"}
+        )
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["phone"] == "79686484488"
+        assert client.get("/companies/990002").json()["title"] == "Example Salon"
+        assert client.get("/companies/990003").status_code == 404
+        assert client.get("/companies/990002/services").json() == []
+        assert client.get("/clients/by-phone/89686484488?company_id=990002").status_code == 404
+
+        bad = client.get("/clients/by-phone/call-me-maybe", headers={"X-Request-ID": "req-400"})
+        assert bad.status_code == 400
+        assert bad.json()["error"] == "invalid"
+        assert bad.headers["x-request-id"] == "req-400"
+
+        crash = client.get("/debug/fail", headers={"X-Request-ID": "req-500"})
+        assert crash.status_code == 500
+        assert crash.headers["x-request-id"] == "req-500"
+        assert crash.json() == {"error": "internal_error", "request_id": "req-500"}
+
+    lines = service.stop()
+    assert service.proc.returncode == 0, service.err.read_text()
+    (saved_line,) = [x for x in lines if x["event"] == "company_saved"]
+    assert saved_line["method"] == "PUT" and saved_line["request_id"]
+    (rejected,) = [x for x in lines if x["event"] == "operation_rejected"]
+    assert (rejected["operation"], rejected["request_id"]) == ("get_client_by_phone", "req-400")
+    (failed,) = [x for x in lines if x["event"] == "operation_failed"]
+    assert failed["component"] == "http"
+    assert failed["operation"] == "GET /debug/fail"
+    assert failed["request_id"] == "req-500"
