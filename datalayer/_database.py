@@ -42,6 +42,8 @@ def _log() -> Any:
 
 # Caller-side outcomes: a transaction boundary logs them as rejected, never as failures.
 _EXPECTED = (ValidationError, NotFoundError)
+# A checkout slower than this may have queued for a connection.
+_WAIT_NOTICE_S = 0.001
 # At most one pool warning of each kind per this many seconds.
 _WARN_INTERVAL_S = 60.0
 _RETRY_BASE_DELAY_S = 0.05
@@ -150,16 +152,17 @@ class Database:
         return max(1, round(self.settings.statement_timeout * 1000))
 
     def _usable(self, conn: PooledConnection) -> bool:
-        if conn.closed:
-            return False
-        if (
-            time.monotonic() - conn.last_used <= self.settings.check_idle_after
-            and not _socket_readable(conn)
-        ):
-            return True
+        """Is this idle connection alive? A socket poll; a round trip only when long idle."""
         try:
+            if conn.closed:
+                return False
+            if (
+                time.monotonic() - conn.last_used <= self.settings.check_idle_after
+                and not _socket_readable(conn)
+            ):
+                return True
             conn.execute("")
-        except psycopg.Error:
+        except (psycopg.Error, OSError, ValueError):
             return False
         return True
 
@@ -177,7 +180,12 @@ class Database:
                 )
                 raise translate(exc) from exc
             waited = time.monotonic() - started
-            if self._usable(conn):
+            try:
+                usable = self._usable(conn)
+            except BaseException:
+                self.pool.putconn(conn)  # interrupted: never lose the connection
+                raise
+            if usable:
                 break
             _log().info("pool_connection_replaced", reason="dead on checkout")
             conn.close()
@@ -185,8 +193,12 @@ class Database:
         with self._lent_lock:
             self._lent += 1
             lent = self._lent
-        if queued:
-            self._warn_wait(waited_ms=round(waited * 1000, 3), **self.stats())
+        if queued or waited > _WAIT_NOTICE_S:
+            stats = self.stats()
+            # Waiting while the pool opened its first connections is not contention;
+            # others still queued, or a pool at its maximum, is.
+            if queued or stats["requests_waiting"] or stats["pool_size"] >= stats["pool_max"]:
+                self._warn_wait(waited_ms=round(waited * 1000, 3), **stats)
         if lent / self.settings.max_connections >= self.settings.pool_usage_warn:
             stats = self.stats()
             if stats["usage"] >= self.settings.pool_usage_warn:

@@ -182,6 +182,10 @@ def test_a_connection_killed_mid_query_is_transient_and_replaced(pg_url: str, ma
 def test_usage_counts_only_connections_in_use(make_db: Any) -> None:
     db = make_db(min_connections=2, max_connections=4, pool_usage_warn=0.75)
     db.pool.wait(timeout=10)
+    for _ in range(500):  # a connection still being opened counts as taken
+        if db.stats()["pool_available"] == db.stats()["pool_size"]:
+            break
+        time.sleep(0.01)
     assert db.stats()["pool_size"] >= 2
     assert db.stats()["usage"] == 0  # idle connections are not busy
     with capture_logs() as logs, db.connection(), db.connection():
@@ -216,3 +220,23 @@ def test_close_and_context_manager(pg_url: str) -> None:
     with Database(pg_url, Settings(service_name="pool-test")) as db:
         assert db.ping() > 0
     assert db.pool.closed
+
+
+def test_only_a_long_idle_connection_pays_a_round_trip_check(make_db: Any) -> None:
+    db = make_db(max_connections=1, check_idle_after=0.2)
+    sent: list[str] = []
+
+    class Recording(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            sent.append(query if isinstance(query, str) else repr(query))
+            return super().execute(query, params, **kwargs)
+
+    with db.connection() as conn:
+        conn.cursor_factory = Recording
+    with db.connection():
+        pass
+    assert sent == []  # recently used: the socket poll alone
+    time.sleep(0.3)
+    with db.connection():
+        pass
+    assert sent == [""]  # idle past the window: one empty query
