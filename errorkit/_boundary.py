@@ -21,6 +21,7 @@ from errorkit._report import (
     active,
     report_failure,
     report_rejection,
+    reported_event_id,
     reraise_decision,
 )
 
@@ -45,6 +46,7 @@ class Boundary:
     __slots__ = (
         "_cm",
         "_func",
+        "_named",
         "_signature",
         "_takes_instance",
         "component",
@@ -76,6 +78,7 @@ class Boundary:
         if default is not None and default_factory is not None:
             raise ValueError("captured(): give default or default_factory, not both")
         self.component = component
+        self._named = bool(operation)
         self.operation = operation or "block"
         self.reraise = reraise
         self.default = default
@@ -162,7 +165,7 @@ class Boundary:
         """A boundary of its own for one decorated function (the operation defaults to its name)."""
         clone = Boundary(
             self.component,
-            self.operation if self.operation != "block" else getattr(target, "__name__", "call"),
+            self.operation if self._named else getattr(target, "__name__", "call"),
             reraise=self.reraise,
             default=self.default,
             default_factory=self.default_factory,
@@ -283,7 +286,7 @@ class Boundary:
                 return False
             self.error = exc
             reraise = self._failed(exc, started, None, (), {})
-            self.event_id = getattr(exc, "__errorkit_event_id__", None) or None
+            self.event_id = reported_event_id(exc) or None
             return not reraise
         finally:
             active.reset(token)
