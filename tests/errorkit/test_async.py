@@ -251,3 +251,35 @@ def test_async_generator_reraise_false_and_asend_athrow_aclose() -> None:
         assert [i async for i in failing()] == [1]
 
     asyncio.run(main())
+
+
+def _plain(a: int, *, b: str = "x") -> int:
+    """plain doc"""
+    return a
+
+
+async def _coroutine(a: int, *, b: str = "x") -> int:
+    """coroutine doc"""
+    return a
+
+
+def _generator(a: int, *, b: str = "x") -> Iterator[int]:
+    """generator doc"""
+    yield a
+
+
+async def _async_generator(a: int, *, b: str = "x") -> AsyncIterator[int]:
+    """async generator doc"""
+    yield a
+
+
+@pytest.mark.parametrize("func", [_plain, _coroutine, _generator, _async_generator])
+def test_every_function_kind_keeps_its_metadata(func: Any) -> None:
+    decorated = captured("kinds")(func)
+    assert decorated.__name__ == func.__name__
+    assert decorated.__doc__ == func.__doc__
+    assert decorated.__wrapped__ is func
+    assert inspect.signature(decorated) == inspect.signature(func)
+    assert inspect.iscoroutinefunction(decorated) == inspect.iscoroutinefunction(func)
+    assert inspect.isgeneratorfunction(decorated) == inspect.isgeneratorfunction(func)
+    assert inspect.isasyncgenfunction(decorated) == inspect.isasyncgenfunction(func)
