@@ -121,7 +121,11 @@ def translate(exc: BaseException) -> DataLayerError:
     if state:
         kind = _BY_SQLSTATE.get(state) or _BY_CLASS.get(state[:2])
     if kind is None:
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        if isinstance(exc, psycopg.ProgrammingError) and str(exc).startswith(
+            ("cannot adapt", "cannot dump")
+        ):
+            kind = ValidationError  # a value psycopg cannot send: the caller's
+        elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             # Lost connections have no SQLSTATE: the server went away mid-query.
             kind = TransientError
         elif isinstance(exc, psycopg.DataError | psycopg.IntegrityError):

@@ -270,9 +270,7 @@ def _select_statement(
         parts.append(sql.SQL(" LIMIT %s"))
     if offset:
         parts.append(sql.SQL(" OFFSET %s"))
-    # Rendered once per shape: psycopg walks a Composed tree again on every execute,
-    # which cost a one-row read more than its round trip (facade_vs_raw benchmark).
-    return sql.Composed([sql.SQL(sql.Composed(parts).as_string())])
+    return Statement(parts)
 
 
 def build_select(
@@ -400,13 +398,14 @@ def build_upsert(table: Table, row: object) -> Query:
 class BulkStatements(NamedTuple):
     """The statements of one bulk upsert chunk, run in this order in one transaction.
 
-    ``copy`` is a ``COPY ... FROM STDIN (FORMAT BINARY)`` fed with ``bulk_rows``
-    using ``types`` for ``Copy.set_types``.
+    ``copy`` is a text-format ``COPY ... FROM STDIN`` fed with the records of
+    ``bulk_rows``. Text, not binary: the server parses every value as it would a
+    bound parameter, so an out-of-range number or a malformed array is refused
+    (binary COPY of 2**40 into an integer column silently kept the low 32 bits).
     """
 
     create: sql.Composed
     copy: sql.Composed
-    types: tuple[str, ...]
     merge: sql.Composed
     drop: sql.Composed
 
@@ -425,7 +424,7 @@ def build_bulk_upsert(table: Table, columns: tuple[str, ...]) -> BulkStatements:
     create = sql.SQL(
         "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
     ).format(temp, column_list, table.identifier)
-    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(temp, column_list)
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(temp, column_list)
     merge = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(
         table.identifier,
         column_list,
@@ -434,7 +433,9 @@ def build_bulk_upsert(table: Table, columns: tuple[str, ...]) -> BulkStatements:
         _conflict_update(table, columns),
     )
     drop = sql.SQL("DROP TABLE {}").format(temp)
-    return BulkStatements(create, copy, tuple(table.columns[c] for c in columns), merge, drop)
+    return BulkStatements(
+        Statement([create]), Statement([copy]), Statement([merge]), Statement([drop])
+    )
 
 
 def bulk_rows(
@@ -473,7 +474,19 @@ def bulk_rows(
             else:
                 record = by_attribute(row) if len(columns) > 1 else (getattr(row, columns[0]),)
             by_key[key_of(record)] = record
-    return columns, list(by_key.values())
+    records = list(by_key.values())
+    jsonb_positions = [i for i, c in enumerate(columns) if c in table.jsonb_columns]
+    if jsonb_positions:
+        records = [_wrap_jsonb(record, jsonb_positions) for record in records]
+    return columns, records
+
+
+def _wrap_jsonb(record: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    values = list(record)
+    for i in positions:
+        if values[i] is not None:
+            values[i] = Jsonb(values[i], dumps=_dumps_json)
+    return tuple(values)
 
 
 def _other_shape(

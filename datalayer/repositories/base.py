@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from psycopg.rows import class_row
 
 from datalayer._database import Database
+from datalayer.errors import ValidationError
 from datalayer.repositories import _sql
 from datalayer.repositories._sql import Filters, Table
 
@@ -107,9 +108,14 @@ class BaseRepository(Generic[RowT]):
                 conn.execute(statements.create)
                 with conn.cursor() as cur:
                     with cur.copy(statements.copy) as copy:
-                        copy.set_types(statements.types)
-                        for record in chunk:
-                            copy.write_row(record)
+                        try:
+                            for record in chunk:
+                                copy.write_row(record)
+                        except (TypeError, ValueError, LookupError) as exc:
+                            # Raised while turning a value into text: the caller's data.
+                            raise ValidationError(
+                                f"a {self.table.name} row cannot be written: {exc}"
+                            ) from exc
                     cur.execute(statements.merge)
                     written += max(cur.rowcount, 0)
                 conn.execute(statements.drop)

@@ -357,3 +357,35 @@ def test_conflict_key_is_a_unique_index(
             ).format(sql.Literal(table.name))
         ).fetchall()
     assert sorted(table.key) in [k[0] for k in keys]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"visit_count": 2**40 + 5},  # binary COPY kept the low 32 bits: 5
+        {"tags": "abc"},  # not an array (binary COPY stored ['a', 'b', 'c'])
+        {"preferences": {"raw": b"\x00"}},  # not JSON
+        {"last_visit_date": "not a date"},
+        {"visit_count": object()},
+    ],
+)
+def test_bulk_values_are_checked_like_single_upserts(
+    clean_db: Database, bad: dict[str, Any]
+) -> None:
+    repo = ClientsRepository(clean_db)
+    row = {"yclients_id": 1, "company_id": 1, **bad}
+    with pytest.raises(ValidationError):
+        repo.upsert(row)
+    with pytest.raises(ValidationError):
+        repo.bulk_upsert([row])
+    assert repo.count() == 0
+
+
+def test_bulk_values_are_parsed_by_the_server_like_parameters(clean_db: Database) -> None:
+    repo = ClientsRepository(clean_db)
+    row = {"yclients_id": 1, "company_id": 1, "last_visit_date": "2026-01-02", "visit_count": "3"}
+    assert repo.bulk_upsert([row]) == 1
+    stored = repo.find_one({"yclients_id": 1})
+    assert stored is not None
+    assert (stored.last_visit_date, stored.visit_count) == (dt.date(2026, 1, 2), 3)
+    assert repo.upsert(row) == repo.find_one({"yclients_id": 1})
