@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -75,6 +76,47 @@ def test_every_example_has_a_test() -> None:
         "testing_with_errorkit.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+# --- the snippets of README.md and the guides --------------------------------------------
+
+DOCS = ("README.md", "docs/error-handling.md", "docs/datalayer.md")
+_RUNNABLE = re.compile(r"<!-- test: run -->\n```python\n(.*?)\n```", re.DOTALL)
+
+
+def runnable_snippets() -> list[Any]:
+    """Every ``python`` block marked ``<!-- test: run -->`` in the docs, as a test param."""
+    params = []
+    for doc in DOCS:
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        for n, match in enumerate(_RUNNABLE.finditer(text), start=1):
+            params.append(pytest.param(match.group(1), id=f"{doc}#{n}"))
+    return params
+
+
+def test_readme_has_its_quick_start_marked() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    # .ci/run relies on these two lines staying first
+    assert readme.splitlines()[2:4] == [
+        "Set up: `pip install -e '.[dev]'`",
+        "Run the tests: `pytest`",
+    ]
+    (quick_start,) = _RUNNABLE.findall(readme.split("## Quick start", 1)[1].split("\n## ", 1)[0])
+    assert len(quick_start.splitlines()) <= 22
+
+
+@pytest.mark.parametrize("code", runnable_snippets())
+def test_doc_snippet_runs_as_written(code: str, pg_url: str, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(code + "\n", encoding="utf-8")
+    result = run_example(str(script), env=example_env(pg_url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "charge(42" in code:  # the README quick start prints what it promises
+        assert "charged: False" in result.stdout
+        assert "'error.kind': 'transient'" in result.stdout
+        assert '"event": "operation_failed"' in result.stdout
+        assert "968 648" not in result.stdout
+        assert "phone='79686484488'" in result.stdout
 
 
 # --- decorate_new_method.py, and read_json_logs.py on its output ------------------------
