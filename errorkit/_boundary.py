@@ -114,8 +114,7 @@ class Boundary:
             if self.expected and isinstance(exc, self.expected):
                 report_rejection(self, exc, duration_ms)
                 return True
-            event_id = report_failure(self, exc, duration_ms, instance, args, kwargs)
-            reported = True
+            event_id, reported = report_failure(self, exc, duration_ms, instance, args, kwargs)
         except Exception:  # reporting can never break the caller
             pass
         return reraise_decision(self, exc, instance, event_id, duration_ms, reported)

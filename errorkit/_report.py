@@ -229,10 +229,11 @@ def report_failure(
     instance: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-) -> str | None:
+) -> tuple[str | None, bool]:
     """Report ``exc`` once: one Sentry event and one error line (storm budgets allowing).
 
-    Returns the Sentry event id (None when nothing was sent).
+    Returns the Sentry event id (None when nothing was sent) and whether this
+    boundary reported it (False: an inner boundary already had).
     """
     previous = reported_event_id(exc)
     if previous is not None:
@@ -244,7 +245,7 @@ def report_failure(
                 duration_ms=round(duration_ms, 3),
                 error_type=_type_name(exc),
             )
-        return previous or None
+        return (previous or None), False
     _mark(exc, _REPORTED, "")
     kind = classify(exc)
     type_name = _type_name(exc)
@@ -288,7 +289,7 @@ def report_failure(
         )
     if evicted_events or evicted_lines:
         report_suppressed(evicted_events, evicted_lines)
-    return event_id
+    return event_id, True
 
 
 def _send_event(

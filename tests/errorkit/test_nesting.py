@@ -232,3 +232,27 @@ def test_chain_does_not_include_boundaries_that_already_returned(
     with pytest.raises(LookupError):
         fails()
     assert errorkit_events[0]["contexts"]["errorkit"]["boundaries"] == ["a.fails"]
+
+
+def test_failure_tells_the_policy_whether_this_boundary_reported() -> None:
+    from errorkit import Failure
+
+    seen: list[Failure] = []
+
+    def record(failure: Failure) -> bool:
+        seen.append(failure)
+        return True
+
+    @captured("inner", "op", reraise=record)
+    def inner() -> None:
+        raise LookupError
+
+    @captured("outer", "op", reraise=record)
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(LookupError):
+        outer()
+    assert [(f.component, f.reported) for f in seen] == [("inner", True), ("outer", False)]
+    assert seen[0].exception is seen[1].exception
+    assert seen[0].duration_ms >= 0
