@@ -225,7 +225,7 @@ def _select_list(table: Table) -> sql.Composable:
 # -- reads and deletes --------------------------------------------------------------
 
 
-def _order_keys(table: Table, order_by: str | Sequence[str] | None) -> tuple[str, ...]:
+def _order_keys(table: Table, order_by: str | Sequence[str] | None) -> tuple[tuple[str, bool], ...]:
     if order_by is None:
         return ()
     if isinstance(order_by, str):
@@ -234,7 +234,13 @@ def _order_keys(table: Table, order_by: str | Sequence[str] | None) -> tuple[str
         keys = tuple(order_by)
     else:  # an int, a set (no order), a mapping...: never iterated blindly
         raise ValidationError(f"order_by must be a column name or a list of them, got {order_by!r}")
-    return tuple(table.check_column(k, "order key") for k in keys)
+    order: list[tuple[str, bool]] = []
+    for key in keys:
+        # "-column" sorts that column the other way (newest first, heaviest first).
+        flipped = isinstance(key, str) and key.startswith("-")
+        name = key[1:] if isinstance(key, str) and flipped else key
+        order.append((table.check_column(name, "order key"), flipped))
+    return tuple(order)
 
 
 def _count_arg(name: str, value: object) -> int | None:
@@ -249,7 +255,7 @@ def _count_arg(name: str, value: object) -> int | None:
 def _select_statement(
     table: Table,
     shape: tuple[Any, ...],
-    order: tuple[str, ...],
+    order: tuple[tuple[str, bool], ...],
     descending: bool,
     limited: bool,
     offset: bool,
@@ -262,10 +268,11 @@ def _select_statement(
         _where(table, shape),
     ]
     if order:
-        direction = sql.SQL(" DESC" if descending else "")
-        parts.append(
-            sql.SQL(" ORDER BY ") + sql.SQL(", ").join(sql.Identifier(k) + direction for k in order)
-        )
+        keys = [
+            sql.Identifier(column) + sql.SQL(" DESC" if flipped != descending else "")
+            for column, flipped in order
+        ]
+        parts.append(sql.SQL(" ORDER BY ") + sql.SQL(", ").join(keys))
     if limited:
         parts.append(sql.SQL(" LIMIT %s"))
     if offset:

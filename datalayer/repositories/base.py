@@ -55,7 +55,11 @@ class BaseRepository(Generic[RowT]):
         limit: int | None = None,
         offset: int | None = None,
     ) -> list[RowT]:
-        """Every row matching ``filters``, ordered and paged as asked."""
+        """Every row matching ``filters``, ordered and paged as asked.
+
+        ``order_by`` is a column or a list of columns; ``"-column"`` sorts that one
+        descending, and ``descending=True`` reverses every key.
+        """
         query = _sql.build_select(
             self.table,
             filters,

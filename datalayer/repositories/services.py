@@ -44,8 +44,7 @@ class ServicesRepository(BaseRepository[Service]):
         filters: dict[str, Any] = {"company_id": company_id}
         if not include_inactive:
             filters["is_active"] = True
-        rows = self.find_many(filters, order_by="title")
-        return sorted(rows, key=lambda s: -s.weight)
+        return self.find_many(filters, order_by=("-weight", "title"))
 
     def find_by_category(self, company_id: int, category_id: int) -> list[Service]:
         """A salon's active services in one category, by title."""

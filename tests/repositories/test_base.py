@@ -122,6 +122,8 @@ def test_empty_in_list_is_answered_without_a_round_trip(
         lambda r: r.find_many({"yclients_id": {"in": []}, "nope": 1}),
         lambda r: r.find_many(order_by="updated"),
         lambda r: r.find_many(order_by=["name", "name DESC"]),
+        lambda r: r.find_many(order_by="--name"),
+        lambda r: r.find_many(order_by="-"),
         lambda r: r.find_many(limit=-1),
         lambda r: r.find_many(limit=True),
         lambda r: r.find_many(offset="1"),
@@ -177,6 +179,9 @@ def test_a_bad_value_type_is_the_callers_error(clients: ClientsRepository) -> No
 def test_order_limit_offset(clients: ClientsRepository) -> None:
     assert ids(clients.find_many(order_by="visit_count", descending=True)) == [4, 3, 2, 1]
     assert ids(clients.find_many(order_by=["company_id", "name"])) == [1, 2, 3, 4]
+    assert ids(clients.find_many(order_by=["company_id", "-visit_count"])) == [3, 2, 1, 4]
+    flipped = clients.find_many(order_by=["company_id", "-visit_count"], descending=True)
+    assert ids(flipped) == [4, 1, 2, 3]
     assert ids(clients.find_many(order_by="yclients_id", limit=2, offset=1)) == [2, 3]
     assert ids(clients.find_many(order_by="yclients_id", limit=0)) == []
     assert clients.find_one({"company_id": 1}) is not None
