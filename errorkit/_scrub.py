@@ -31,7 +31,8 @@ _INLINE_SECRET = re.compile(
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # A run of 10 to 15 digits, optionally split by spaces, dashes, dots or parentheses.
 _PHONE = re.compile(r"(?<![\w.:/-])\+?\(?\d(?:[\s().-]{0,2}\d){9,14}(?![\w:])")
-_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
+# Digit runs that are not phone numbers: dates and IPv4 addresses.
+_NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}|^\d{1,3}(?:\.\d{1,3}){3}$")
 
 _MAX_DEPTH = 12
 _TOO_DEEP = "[nested too deep]"
@@ -44,7 +45,7 @@ def is_secret_key(key: str) -> bool:
 
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
-    if _DATE_LIKE.search(text):
+    if _NOT_A_PHONE.search(text):
         return text
     digits = sum(ch.isdigit() for ch in text)
     if digits < 10 or digits > 15:

@@ -47,6 +47,7 @@ def test_scrub_masks_text(raw: str, masked: str) -> None:
         "order 123456",
         "/var/lib/app/12345678901/file",
         "uuid 550e8400-e29b-41d4-a716-446655440000",
+        "connect to 192.168.100.200 port 5432",
     ],
 )
 def test_scrub_leaves_ordinary_text_alone(text: str) -> None:
