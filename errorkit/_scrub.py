@@ -47,6 +47,8 @@ def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
     if _NOT_A_PHONE.search(text):
         return text
+    if _IPV4.fullmatch(text) and all(int(part) <= 255 for part in text.split(".")):
+        return text
     digits = sum(ch.isdigit() for ch in text)
     if digits < 10 or digits > 15:
         return text

@@ -40,6 +40,7 @@ class MemoryTransport(Transport):
         self.sink = sink
 
     def capture_envelope(self, envelope: Envelope) -> None:
+        """Keep the events of ``envelope`` (sessions, transactions and profiles are dropped)."""
         for item in envelope.items:
             if item.type == "event":
                 event = item.get_event()

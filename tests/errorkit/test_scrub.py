@@ -28,6 +28,7 @@ def assert_clean(text: str) -> None:
     [
         ("call +7 968 648 44 88 now", "call +* *** *** 44 88 now"),
         ("89686484488", "*******4488"),
+        ("call 968.648.44.88", "call ***.***.44.88"),
         ("write to anna.petrova@example.com", "write to [email]"),
         (DSN, "postgresql://app:***@db.internal:5432/salon"),
         ("host=db password=hunter2 user=app", "host=db password=*** user=app"),
