@@ -31,8 +31,9 @@ _INLINE_SECRET = re.compile(
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # A run of 10 to 15 digits, optionally split by spaces, dashes, dots or parentheses.
 _PHONE = re.compile(r"(?<![\w.:/-])\+?\(?\d(?:[\s().-]{0,2}\d){9,14}(?![\w:])")
-# Digit runs that are not phone numbers: dates and IPv4 addresses.
-_NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}|^\d{1,3}(?:\.\d{1,3}){3}$")
+# Digit runs that are not phone numbers: dates, and IPv4 addresses (octets checked).
+_NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 
 _MAX_DEPTH = 12
 _TOO_DEEP = "[nested too deep]"
