@@ -240,6 +240,7 @@ class HealthReport:
     checked_at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``checked_at`` in ISO 8601)."""
         data = dataclasses.asdict(self)
         data["checked_at"] = self.checked_at.isoformat()
         return data
@@ -269,10 +270,12 @@ class DataLayer:
 
     @property
     def db(self) -> Database:
+        """The :class:`~datalayer.Database` this facade reads and writes."""
         return self._db
 
     @property
     def strict(self) -> bool:
+        """True when reads re-raise database failures instead of returning None / []."""
         return self._strict
 
     def __repr__(self) -> str:
@@ -284,22 +287,29 @@ class DataLayer:
     def get_dialog_context(
         self, user_id: str, company_id: int | None = None
     ) -> DialogContext | None:
+        """A user's dialog context in one salon; without ``company_id``, the latest active."""
         return self._contexts.find_for_user(
             validate_text(user_id, name="user_id"), _company(company_id)
         )
 
     @_write(redact=("context",))
     def upsert_dialog_context(self, context: DialogContext | Mapping[str, Any]) -> DialogContext:
+        """Insert or replace a user's dialog context (keyed by ``user_id`` and ``company_id``)."""
         return self._contexts.upsert(_row(self._contexts, context, _CONTEXT_FIELDS, "context"))
 
     # --- clients ---
 
     @_read(redact=("phone",))
     def get_client_by_phone(self, phone: str, company_id: int | None = None) -> Client | None:
+        """The client with this phone, as people type it (normalised to E.164 digits first).
+
+        Without ``company_id`` any salon's client matches; the latest updated wins.
+        """
         return self._clients.find_by_phone(normalize_phone(phone), _company(company_id))
 
     @_read()
     def get_client_by_id(self, client_id: int, company_id: int | None = None) -> Client | None:
+        """The client with this booking-system id (``yclients_id``), or None."""
         return self._clients.find_by_id(
             validate_id(client_id, name="client_id"), _company(company_id)
         )
@@ -314,6 +324,7 @@ class DataLayer:
         order_by: str = "datetime",
         descending: bool = True,
     ) -> list[Booking]:
+        """A client's bookings (by ``client_yclients_id``), newest first by default."""
         return self._bookings.find_for_client(
             validate_id(client_id, name="client_id"),
             _company(company_id),
@@ -324,6 +335,7 @@ class DataLayer:
 
     @_read(default_factory=list)
     def get_upcoming_appointments(self, client_id: int, company_id: int) -> list[Booking]:
+        """A client's active bookings from now on, soonest first."""
         return self._bookings.find_upcoming_for_client(
             validate_id(client_id, name="client_id"),
             validate_id(company_id, name="company_id"),
@@ -332,6 +344,7 @@ class DataLayer:
 
     @_read(default_factory=list, redact=("name",))
     def search_clients_by_name(self, company_id: int, name: str, limit: int = 100) -> list[Client]:
+        """A salon's clients whose name contains ``name`` (case-insensitive, literal)."""
         return self._clients.search_by_name(
             validate_id(company_id, name="company_id"),
             validate_text(name, name="name"),
@@ -340,10 +353,12 @@ class DataLayer:
 
     @_write(redact=("client",))
     def upsert_client(self, client: Client | Mapping[str, Any]) -> Client:
+        """Insert or update one client (phone normalised); return the stored row."""
         return self._clients.upsert(_row(self._clients, client, _CLIENT_FIELDS, "client"))
 
     @_write(redact=("clients",))
     def upsert_clients(self, clients: Iterable[Client | Mapping[str, Any]]) -> int:
+        """Insert or update many clients atomically (last wins per key); return rows written."""
         rows = _rows(self._clients, clients, _CLIENT_FIELDS, "clients")
         return self._clients.bulk_upsert(rows) if rows else 0
 
@@ -351,12 +366,14 @@ class DataLayer:
 
     @_read()
     def get_staff_by_id(self, staff_id: int, company_id: int) -> Staff | None:
+        """The staff member with this booking-system id in this salon, or None."""
         return self._staff.find_by_id(
             validate_id(staff_id, name="staff_id"), validate_id(company_id, name="company_id")
         )
 
     @_read(default_factory=list)
     def get_staff(self, company_id: int, include_inactive: bool = False) -> list[Staff]:
+        """A salon's staff by name; active ones only unless ``include_inactive``."""
         return self._staff.list_for_company(
             validate_id(company_id, name="company_id"),
             include_inactive=validate_flag(include_inactive, name="include_inactive"),
@@ -366,6 +383,7 @@ class DataLayer:
     def get_staff_schedule(
         self, staff_id: int, date: date | str, company_id: int | None = None
     ) -> StaffSchedule | None:
+        """One staff member's schedule on one day (``staff_id`` is ``yclients_staff_id``)."""
         # ``staff_id`` is the booking system's id: the ``yclients_staff_id`` column.
         return self._schedules.find_for_staff_on(
             validate_id(staff_id, name="staff_id"),
@@ -384,6 +402,7 @@ class DataLayer:
         is_working: bool | None = None,
         limit: int = 100,
     ) -> list[StaffSchedule]:
+        """A salon's schedules by day then staff, filtered; both dates are included."""
         start = validate_optional_date(date_from, name="date_from")
         end = validate_optional_date(date_to, name="date_to")
         if start is not None and end is not None and start > end:
@@ -399,6 +418,7 @@ class DataLayer:
 
     @_write(redact=("schedules",))
     def upsert_staff_schedules(self, schedules: Iterable[StaffSchedule | Mapping[str, Any]]) -> int:
+        """Insert or update schedule days atomically (last wins per key); return rows written."""
         rows = _rows(self._schedules, schedules, _SCHEDULE_FIELDS, "schedules")
         return self._schedules.bulk_upsert(rows) if rows else 0
 
@@ -406,6 +426,7 @@ class DataLayer:
 
     @_read(default_factory=list)
     def get_services(self, company_id: int, include_inactive: bool = False) -> list[Service]:
+        """A salon's services, heaviest first; active ones only unless ``include_inactive``."""
         return self._services.list_for_company(
             validate_id(company_id, name="company_id"),
             include_inactive=validate_flag(include_inactive, name="include_inactive"),
@@ -413,12 +434,14 @@ class DataLayer:
 
     @_read()
     def get_service_by_id(self, service_id: int, company_id: int | None = None) -> Service | None:
+        """The service with this booking-system id (``yclients_id``), or None."""
         return self._services.find_by_id(
             validate_id(service_id, name="service_id"), _company(company_id)
         )
 
     @_read(default_factory=list)
     def get_services_by_category(self, company_id: int, category_id: int) -> list[Service]:
+        """A salon's active services in one category, by title."""
         return self._services.find_by_category(
             validate_id(company_id, name="company_id"),
             validate_id(category_id, name="category_id"),
@@ -426,6 +449,7 @@ class DataLayer:
 
     @_write(redact=("services",))
     def upsert_services(self, services: Iterable[Service | Mapping[str, Any]]) -> int:
+        """Insert or update services atomically (last wins per key); return rows written."""
         rows = _rows(self._services, services, _SERVICE_FIELDS, "services")
         return self._services.bulk_upsert(rows) if rows else 0
 
@@ -433,10 +457,12 @@ class DataLayer:
 
     @_read()
     def get_company(self, company_id: int) -> Company | None:
+        """The salon with this id, or None."""
         return self._companies.find_by_id(validate_id(company_id, name="company_id"))
 
     @_write(redact=("company",))
     def upsert_company(self, company: Company | Mapping[str, Any]) -> Company:
+        """Insert or update a salon (phone normalised); return the stored row."""
         return self._companies.upsert(_row(self._companies, company, _COMPANY_FIELDS, "company"))
 
     # --- health (not one of the 20: it never raises, it describes) ---

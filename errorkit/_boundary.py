@@ -317,15 +317,27 @@ def captured(
 
     Decorate a function (sync, async, method, classmethod, staticmethod,
     generator, async generator; ``operation`` defaults to its name), or use it
-    as ``with captured(...) as boundary:``. On an ``Exception`` the innermost
-    boundary sends one Sentry event and one ``operation_failed`` line, then
-    applies the policy: ``reraise`` (a bool, or a callable given the
-    :class:`Failure` deciding at failure time), else the call returns
-    ``default_factory()`` or ``default``. ``expected`` exception types are
-    normal outcomes: an ``operation_rejected`` warning, no event, always
-    re-raised. ``extra`` (a mapping, or a callable of the bound arguments
-    returning the mapping to report instead) adds to the captured arguments.
-    ``slow_ms`` overrides ``ERRORKIT_SLOW_MS`` for the ``operation_slow`` warning.
+    as ``with captured(...) as boundary:`` (then ``boundary.error`` and
+    ``boundary.event_id`` describe the block)::
+
+        @captured("data-layer", reraise=False, default_factory=list)
+        def get_staff(company_id: int) -> list[Staff]: ...
+
+    On an ``Exception`` the innermost boundary sends one Sentry event and one
+    ``operation_failed`` line (outer boundaries report nothing new), then
+    applies the policy:
+
+    - ``reraise``: True re-raises; False returns ``default_factory()`` if
+      given, else ``default``; a callable given the :class:`Failure` decides
+      at failure time.
+    - ``expected``: exception types that are normal outcomes: an
+      ``operation_rejected`` warning, no event, always re-raised.
+    - ``extra``: a mapping added to the captured arguments, or a callable of
+      the bound arguments returning the mapping to report instead.
+    - ``slow_ms``: overrides ``ERRORKIT_SLOW_MS`` for the ``operation_slow``
+      warning on success.
+
+    ``BaseException``s such as ``KeyboardInterrupt`` pass through untouched.
     """
     return Boundary(
         component,
