@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -13,6 +15,7 @@ from dotenv import load_dotenv
 from errorkit import _storm
 from errorkit._config import Settings, level_from_name, settings
 from errorkit._logging import LogFormat, LogStream, configure_structlog
+from errorkit._report import flush_suppressed
 from errorkit._sentry import client_options
 
 _lock = threading.Lock()
@@ -95,7 +98,29 @@ def setup(
             log_format=fmt, level=settings.log_level, stream=log_stream, service=service_name
         )
         _init_sentry(options)
+        _register_exit_flush()
         _last = key
+
+
+_exit_flush_registered = False
+
+
+def _register_exit_flush() -> None:
+    """Report held-back storm counts at interpreter exit.
+
+    Registered after Sentry's own exit hook, so it runs first (atexit is last in,
+    first out) while the client can still send.
+    """
+    global _exit_flush_registered
+    if _exit_flush_registered:
+        return
+    atexit.register(_flush_at_exit)
+    _exit_flush_registered = True
+
+
+def _flush_at_exit() -> None:
+    with contextlib.suppress(Exception):
+        flush_suppressed()
 
 
 def _sentry_options(environ: dict[str, str], service: str | None) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,38 @@ def test_capture_events_reuses_the_initialised_clients_options(
     assert event["environment"] == "ci"
     s = json.dumps(event)
     assert "968 648" not in s, s[s.index("968 648") - 400 :]
+
+
+def test_held_back_counts_are_reported_at_exit(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import errorkit
+        from errorkit import captured
+
+        errorkit.setup(env_file=None, log_lines_per_minute=2)
+
+        @captured("svc", "op", reraise=False)
+        def f():
+            raise RuntimeError("down")
+
+        for _ in range(5):
+            f()
+        """
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "ERRORKIT_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["event"] for line in lines] == [
+        "operation_failed",
+        "operation_failed",
+        "operation_failures_suppressed",
+    ]
+    assert lines[-1]["suppressed"] == 3
