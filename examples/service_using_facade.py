@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 import errorkit
 from datalayer import Database, DataLayer, ValidationError, migrate
+from datalayer.validation import validate_optional_id
 from errorkit.asgi import ErrorkitMiddleware
 
 log = errorkit.get_logger("salon-service")
@@ -71,19 +72,24 @@ async def get_company(request: Request) -> Response:
 
 
 async def put_company(request: Request) -> Response:
-    body = await request.json()
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "invalid", "message": "a JSON object"}, status_code=400)
+    # Unknown or misspelt fields are a ValidationError (a 400), never dropped silently.
     company = facade(request).upsert_company(
-        {"company_id": request.path_params["company_id"], **body}
+        {**body, "company_id": request.path_params["company_id"]}
     )
     log.info("company_saved", company_id=company.company_id)
     return JSONResponse(as_json(company))
 
 
 async def client_by_phone(request: Request) -> Response:
-    company_id = request.query_params.get("company_id")
-    client = facade(request).get_client_by_phone(
-        request.path_params["phone"], int(company_id) if company_id else None
-    )
+    # An id from a query string: validated like the facade's own arguments (bad: a 400).
+    company_id = validate_optional_id(request.query_params.get("company_id"), name="company_id")
+    client = facade(request).get_client_by_phone(request.path_params["phone"], company_id)
     if client is None:
         return JSONResponse({"error": "not_found"}, status_code=404)
     return JSONResponse(as_json(client))

@@ -322,6 +322,12 @@ def test_service_using_facade(service: Service) -> None:
         assert client.get("/companies/990002/services").json() == []
         assert client.get("/clients/by-phone/89686484488?company_id=990002").status_code == 404
 
+        assert client.put("/companies/990002", content=b"not json").status_code == 400
+        misspelt = client.put("/companies/990002", json={"titel": "Typo Salon"})
+        assert misspelt.status_code == 400
+        assert "titel" in misspelt.json()["message"]
+        assert client.get("/clients/by-phone/89686484488?company_id=abc").status_code == 400
+
         bad = client.get("/clients/by-phone/call-me-maybe", headers={"X-Request-ID": "req-400"})
         assert bad.status_code == 400
         assert bad.json()["error"] == "invalid"
@@ -336,8 +342,9 @@ def test_service_using_facade(service: Service) -> None:
     assert service.proc.returncode == 0, service.err.read_text()
     (saved_line,) = [x for x in lines if x["event"] == "company_saved"]
     assert saved_line["method"] == "PUT" and saved_line["request_id"]
-    (rejected,) = [x for x in lines if x["event"] == "operation_rejected"]
-    assert (rejected["operation"], rejected["request_id"]) == ("get_client_by_phone", "req-400")
+    rejected = [x for x in lines if x["event"] == "operation_rejected"]
+    assert [x["operation"] for x in rejected] == ["upsert_company", "get_client_by_phone"]
+    assert rejected[1]["request_id"] == "req-400"
     (failed,) = [x for x in lines if x["event"] == "operation_failed"]
     assert failed["component"] == "http"
     assert failed["operation"] == "GET /debug/fail"
