@@ -32,6 +32,7 @@ from typing import Any
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -56,7 +57,11 @@ def facade(request: Request) -> DataLayer:
     return data_layer
 
 
-async def health(request: Request) -> Response:
+# Plain `def` handlers: Starlette runs them in a thread pool, so the facade's blocking
+# database calls never stall the event loop (the log context travels with them).
+
+
+def health(request: Request) -> Response:
     report = facade(request).health_check(timeout=2.0)
     return JSONResponse(
         {"healthy": report.healthy, "latency_ms": report.latency_ms},
@@ -64,7 +69,7 @@ async def health(request: Request) -> Response:
     )
 
 
-async def get_company(request: Request) -> Response:
+def get_company(request: Request) -> Response:
     company = facade(request).get_company(request.path_params["company_id"])
     if company is None:
         return JSONResponse({"error": "not_found"}, status_code=404)
@@ -79,14 +84,14 @@ async def put_company(request: Request) -> Response:
     if not isinstance(body, dict):
         return JSONResponse({"error": "invalid", "message": "a JSON object"}, status_code=400)
     # Unknown or misspelt fields are a ValidationError (a 400), never dropped silently.
-    company = facade(request).upsert_company(
-        {**body, "company_id": request.path_params["company_id"]}
+    company = await run_in_threadpool(
+        facade(request).upsert_company, {**body, "company_id": request.path_params["company_id"]}
     )
     log.info("company_saved", company_id=company.company_id)
     return JSONResponse(as_json(company))
 
 
-async def client_by_phone(request: Request) -> Response:
+def client_by_phone(request: Request) -> Response:
     # An id from a query string: validated like the facade's own arguments (bad: a 400).
     company_id = validate_optional_id(request.query_params.get("company_id"), name="company_id")
     client = facade(request).get_client_by_phone(request.path_params["phone"], company_id)
@@ -95,7 +100,7 @@ async def client_by_phone(request: Request) -> Response:
     return JSONResponse(as_json(client))
 
 
-async def services(request: Request) -> Response:
+def services(request: Request) -> Response:
     found = facade(request).get_services(request.path_params["company_id"])
     return JSONResponse(as_json(found))
 
