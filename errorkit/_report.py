@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import sys
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import CodeType, FrameType
@@ -15,9 +14,10 @@ import sentry_sdk
 import structlog
 
 from errorkit import _storm
+from errorkit._arguments import capture_arguments
 from errorkit._classify import WARNING_KINDS, classify
 from errorkit._config import settings
-from errorkit._scrub import FILTERED, is_secret_key, safe_repr, scrub, scrub_text, value_is_set
+from errorkit._scrub import scrub, scrub_text
 
 if TYPE_CHECKING:
     from errorkit._boundary import Boundary
@@ -129,63 +129,6 @@ def boundary_chain() -> list[str]:
     names.extend(_label(b) for b, _ in pending if id(b) not in placed)
     names.reverse()
     return names[-_MAX_CHAIN:]
-
-
-# --- arguments ---------------------------------------------------------------------------
-
-
-def safe_value(name: str, value: Any) -> str:
-    """A bounded, scrubbed text for one argument; never raises."""
-    try:
-        if is_secret_key(name) and value_is_set(value):
-            return FILTERED
-        if isinstance(value, Mapping | list | tuple) and len(value) <= 100:
-            value = scrub(value)
-    except Exception as exc:
-        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
-    return safe_repr(value, settings.repr_limit)
-
-
-def _bind(
-    boundary: Boundary, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """Bind the call's arguments to names (self/cls left out); raw values."""
-    func = boundary._func
-    if func is None:
-        return {}
-    try:
-        signature = boundary._signature
-        if signature is None:
-            signature = boundary._signature = inspect.signature(func)
-        if instance is not None and boundary._takes_instance:
-            bound = signature.bind_partial(instance, *args, **kwargs)
-            first = next(iter(signature.parameters))
-            return {k: v for k, v in bound.arguments.items() if k != first}
-        return dict(signature.bind_partial(*args, **kwargs).arguments)
-    except Exception:
-        named: dict[str, Any] = {f"arg{i}": a for i, a in enumerate(args)}
-        named.update(kwargs)
-        return named
-
-
-def capture_arguments(
-    boundary: Boundary, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, str]:
-    raw = _bind(boundary, instance, args, kwargs)
-    extra = boundary.extra
-    problem: str | None = None
-    try:
-        if callable(extra):
-            produced = extra(raw)
-            raw = dict(produced) if produced is not None else {}
-        elif extra is not None:
-            raw.update(extra)
-    except Exception as exc:
-        problem = f"<extra failed: {type(exc).__name__}>"
-    captured = {str(name): safe_value(str(name), value) for name, value in raw.items()}
-    if problem is not None:
-        captured["extra_error"] = problem
-    return captured
 
 
 # --- reporting -----------------------------------------------------------------------------

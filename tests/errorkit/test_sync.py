@@ -393,12 +393,12 @@ def test_unrepresentable_and_huge_arguments_are_bounded(
 
 
 def test_lazy_binding_never_runs_on_success(monkeypatch: pytest.MonkeyPatch) -> None:
-    import errorkit._report as report
+    import errorkit._arguments as arguments
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("bound on the success path")
 
-    monkeypatch.setattr(report.inspect, "signature", explode)
+    monkeypatch.setattr(arguments.inspect, "signature", explode)
 
     @captured("c")
     def f(a: int) -> int:
