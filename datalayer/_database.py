@@ -53,6 +53,7 @@ class PooledConnection(psycopg.Connection[TupleRow]):
     """A pool connection that remembers when it was last handed back."""
 
     last_used: float = 0.0
+    poller: select.poll | None = None
 
 
 class _RateLimitedWarning:
@@ -76,11 +77,13 @@ class _RateLimitedWarning:
         _log().warning(self.event, suppressed=suppressed, **fields)
 
 
-def _socket_readable(conn: psycopg.Connection[Any]) -> bool:
+def _socket_readable(conn: PooledConnection) -> bool:
     # An idle connection has nothing to read; data or EOF means the server spoke
     # first (terminate message, shutdown) or the peer closed the socket.
-    poller = select.poll()
-    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    poller = conn.poller
+    if poller is None:
+        poller = conn.poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
 
 
@@ -107,8 +110,8 @@ class Database:
         self._tx: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
             f"datalayer_tx_{id(self)}", default=None
         )
-        self._lent = 0
-        self._lent_lock = threading.Lock()
+        # Connections lent out right now; set.add/discard need no lock.
+        self._lent: set[PooledConnection] = set()
         self._warn_usage = _RateLimitedWarning("pool_usage_high")
         self._warn_wait = _RateLimitedWarning("pool_callers_waiting")
         self.pool: ConnectionPool[PooledConnection] = ConnectionPool(
@@ -169,7 +172,7 @@ class Database:
     def _checkout(self) -> PooledConnection:
         deadline = time.monotonic() + self.settings.pool_timeout
         # Every connection lent out: this caller queues for one to come back.
-        queued = self._lent >= self.settings.max_connections
+        queued = len(self._lent) >= self.settings.max_connections
         while True:
             started = time.monotonic()
             try:
@@ -190,9 +193,8 @@ class Database:
             _log().info("pool_connection_replaced", reason="dead on checkout")
             conn.close()
             self.pool.putconn(conn)
-        with self._lent_lock:
-            self._lent += 1
-            lent = self._lent
+        self._lent.add(conn)
+        lent = len(self._lent)
         if queued or waited > _WAIT_NOTICE_S:
             stats = self.stats()
             # Waiting while the pool opened its first connections is not contention;
@@ -206,31 +208,16 @@ class Database:
         return conn
 
     def _checkin(self, conn: PooledConnection) -> None:
-        with self._lent_lock:
-            self._lent -= 1
+        self._lent.discard(conn)
         conn.last_used = time.monotonic()
         self.pool.putconn(conn)
 
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """The current transaction's connection, else a pooled autocommit one.
 
         psycopg errors raised inside leave as ``datalayer.errors`` kinds.
         """
-        current = self._tx.get()
-        if current is not None:
-            try:
-                yield current
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
-            return
-        conn = self._checkout()
-        try:
-            yield conn
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        finally:
-            self._checkin(conn)
+        return _Lease(self)
 
     def in_transaction(self) -> bool:
         """True inside ``transaction()`` / ``run_in_transaction`` in this context."""
@@ -361,3 +348,32 @@ class Database:
 @contextmanager
 def _no_boundary() -> Iterator[None]:
     yield
+
+
+class _Lease:
+    """``Database.connection()``: a class, not a generator, for the hot path's sake."""
+
+    __slots__ = ("_conn", "_db")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: PooledConnection | None = None
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        current = self._db._tx.get()
+        if current is not None:
+            return current
+        self._conn = self._db._checkout()
+        return self._conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._db._checkin(conn)
+        if isinstance(exc, psycopg.Error):
+            raise translate(exc) from exc
