@@ -240,3 +240,11 @@ def test_only_a_long_idle_connection_pays_a_round_trip_check(make_db: Any) -> No
     with db.connection():
         pass
     assert sent == [""]  # idle past the window: one empty query
+
+
+def test_max_lifetime_really_recycles_connections(make_db: Any) -> None:
+    db = make_db(max_connections=1, max_lifetime=0.3)
+    first = backend_pid(db)
+    time.sleep(0.4)
+    backend_pid(db)  # handed back past its lifetime: the pool discards it
+    assert backend_pid(db) != first
