@@ -106,7 +106,9 @@ class BaseRepository(Generic[RowT]):
             return 0
         statements = _sql.build_bulk_upsert(self.table, columns)
         written = 0
-        with self.db.connection() as conn, conn.transaction():
+        # An unreported transaction (repositories stay plain), or a savepoint inside one;
+        # behind PgBouncer it carries the statement timeout like any transaction.
+        with self.db._transaction(report=False) as conn:
             iterator = iter(records)
             while chunk := list(islice(iterator, self.bulk_chunk_size)):
                 conn.execute(statements.create)
