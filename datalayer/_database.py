@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -106,7 +107,10 @@ class Database:
             # Transaction pooling: no prepared statements, no session settings.
             kwargs["prepare_threshold"] = None
         else:
-            kwargs["options"] = f"-c statement_timeout={self._statement_timeout_ms()}"
+            # Added to the conninfo's own options (search_path and the like), not over them.
+            own = conninfo_to_dict(conninfo).get("options") or ""
+            timeout = f"-c statement_timeout={self._statement_timeout_ms()}"
+            kwargs["options"] = f"{own} {timeout}".strip()
         self._tx: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
             f"datalayer_tx_{id(self)}", default=None
         )

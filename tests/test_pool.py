@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from datalayer import Database, QueryTimeoutError, Settings, TransientError
 from datalayer.repositories import CompaniesRepository
@@ -248,3 +249,11 @@ def test_max_lifetime_really_recycles_connections(make_db: Any) -> None:
     time.sleep(0.4)
     backend_pid(db)  # handed back past its lifetime: the pool discards it
     assert backend_pid(db) != first
+
+
+def test_the_conninfo_options_are_kept_beside_the_timeout(pg_url: str) -> None:
+    url = make_conninfo(pg_url, options="-c search_path=pg_catalog,public")
+    settings = Settings(service_name="pool-test", statement_timeout=9)
+    with Database(url, settings) as db, db.connection() as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("9s",)
+        assert conn.execute("SHOW search_path").fetchone() == ("pg_catalog,public",)
