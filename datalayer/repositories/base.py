@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any, ClassVar, Generic, TypeVar
 
-from psycopg.rows import class_row
+from psycopg.rows import RowFactory, RowMaker
 
 from datalayer._database import Database
 from datalayer.errors import ValidationError
@@ -33,7 +33,7 @@ class BaseRepository(Generic[RowT]):
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._row_factory = class_row(self.row_type)
+        self._row_factory = _model_rows(self.row_type, tuple(self.table.columns))
 
     # -- reads -----------------------------------------------------------------
 
@@ -138,3 +138,20 @@ class BaseRepository(Generic[RowT]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} table={self.table.name}>"
+
+
+def _model_rows(row_type: type[RowT], columns: tuple[str, ...]) -> RowFactory[RowT]:
+    """Like ``psycopg.rows.class_row``, for the statements built here.
+
+    Their select list is always ``columns``, in order (a test holds the table, the
+    columns and the model fields together), so the names are known in advance and
+    need not be read back from every result's description.
+    """
+
+    def make(values: Sequence[Any]) -> RowT:
+        return row_type(**dict(zip(columns, values, strict=True)))
+
+    def factory(cursor: Any) -> RowMaker[RowT]:
+        return make
+
+    return factory
