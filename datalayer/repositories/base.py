@@ -114,6 +114,7 @@ class BaseRepository(Generic[RowT]):
                 conn.execute(statements.create)
                 with conn.cursor() as cur:
                     with cur.copy(statements.copy) as copy:
+                        copy.set_types(statements.types)
                         try:
                             for record in chunk:
                                 copy.write_row(record)
