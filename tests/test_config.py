@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from datalayer import Database, Settings, migrate
 from datalayer._config import conninfo_from_env, default_data_dir
@@ -155,3 +156,19 @@ def test_embedded_server_when_nothing_is_configured() -> None:
     finally:
         stop_embedded(folder)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_database_from_env_reads_postgres_variables(pg_url: str) -> None:
+    params = conninfo_to_dict(pg_url)
+    env = {
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_DB": str(params["dbname"]),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_MAX_CONNECTIONS": "2",
+    }
+    if params.get("password"):
+        env["POSTGRES_PASSWORD"] = str(params["password"])
+    with Database.from_env(env) as db, db.connection() as conn:
+        assert db.pool.max_size == 2
+        assert conn.execute("SELECT current_database()").fetchone() == (params["dbname"],)
