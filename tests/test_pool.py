@@ -257,3 +257,9 @@ def test_the_conninfo_options_are_kept_beside_the_timeout(pg_url: str) -> None:
     with Database(url, settings) as db, db.connection() as conn:
         assert conn.execute("SHOW statement_timeout").fetchone() == ("9s",)
         assert conn.execute("SHOW search_path").fetchone() == ("pg_catalog,public",)
+
+
+def test_an_unreachable_server_fails_at_start_as_transient() -> None:
+    settings = Settings(service_name="pool-test", pool_timeout=0.5, connect_timeout=1)
+    with pytest.raises(TransientError):
+        Database("host=127.0.0.1 port=1 user=postgres dbname=postgres", settings)
