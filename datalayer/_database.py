@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from datalayer._budget import Budget, check_budget
 from datalayer._config import Settings, conninfo_from_env
 from datalayer.errors import (
     RETRYABLE_SQLSTATES,
+    DataLayerError,
     NotFoundError,
     TransientError,
     ValidationError,
@@ -181,6 +182,8 @@ class Database:
             started = time.monotonic()
             try:
                 conn = self.pool.getconn(timeout=max(deadline - started, 0.001))
+            except PoolClosed as exc:
+                raise DataLayerError("this Database is closed") from exc
             except PoolTimeout as exc:
                 self._warn_wait(
                     waited_ms=round((time.monotonic() - started) * 1000), **self.stats()
@@ -324,7 +327,16 @@ class Database:
         )
 
     def _check_budget(self) -> None:
-        budget = self.budget()
+        # A server that is down at start is an outage, not a bad setting: the service
+        # comes up, the pool keeps reconnecting, and calls fail as TransientError
+        # (reads degrade) until the server is back.
+        try:
+            budget = self.budget()
+        except DataLayerError as exc:
+            _log().warning(
+                "pool_budget_unchecked", error_type=type(exc).__name__, error_kind=exc.kind
+            )
+            return
         if budget.verdict == "over":
             _log().warning("pool_over_budget", **budget.as_dict())
 

@@ -112,3 +112,19 @@ def clean_db(db: Any) -> Any:
                 )
             )
     return db
+
+
+@pytest.fixture
+def unique_client_email(clean_db: Any) -> Iterator[Any]:
+    """``clean_db`` with a second unique key on clients, ``(company_id, email)``.
+
+    The schema's only unique keys are the upsert targets; a conflict on *another*
+    unique key needs one, made for the test and dropped after it.
+    """
+    with clean_db.connection() as conn:
+        conn.execute("CREATE UNIQUE INDEX test_clients_email_key ON clients (company_id, email)")
+    try:
+        yield clean_db
+    finally:
+        with clean_db.connection() as conn:
+            conn.execute("DROP INDEX IF EXISTS test_clients_email_key")

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from datalayer import Database, QueryTimeoutError, Settings, TransientError
+from datalayer import Database, DataLayerError, QueryTimeoutError, Settings, TransientError
 from datalayer.repositories import CompaniesRepository
 from errorkit.testing import capture_logs
 
@@ -259,7 +259,22 @@ def test_the_conninfo_options_are_kept_beside_the_timeout(pg_url: str) -> None:
         assert conn.execute("SHOW search_path").fetchone() == ("pg_catalog,public",)
 
 
-def test_an_unreachable_server_fails_at_start_as_transient() -> None:
+def test_a_server_down_at_start_is_an_outage_not_a_crash() -> None:
     settings = Settings(service_name="pool-test", pool_timeout=0.5, connect_timeout=1)
-    with pytest.raises(TransientError):
-        Database("host=127.0.0.1 port=1 user=postgres dbname=postgres", settings)
+    with capture_logs() as logs:
+        db = Database("host=127.0.0.1 port=1 user=postgres dbname=postgres", settings)
+    try:
+        unchecked = [line for line in logs if line["event"] == "pool_budget_unchecked"]
+        assert [line["error_kind"] for line in unchecked] == ["transient"]
+        with pytest.raises(TransientError):
+            db.ping()
+    finally:
+        db.close()
+
+
+def test_a_closed_database_says_so(pg_url: str) -> None:
+    db = Database(pg_url, Settings(service_name="pool-test"))
+    db.close()
+    with pytest.raises(DataLayerError, match="closed") as info:
+        db.ping()
+    assert type(info.value) is DataLayerError

@@ -40,13 +40,14 @@ def test_repository_calls_inside_share_the_transaction_connection(clean_db: Data
 
 
 def test_failure_in_the_second_table_leaves_neither_row_and_reports_once(
-    clean_db: Database,
+    unique_client_email: Database,
 ) -> None:
+    clean_db = unique_client_email
     companies, clients = CompaniesRepository(clean_db), ClientsRepository(clean_db)
-    clients.upsert(Client(yclients_id=1, company_id=1, phone="79000000001"))
+    clients.upsert(Client(yclients_id=1, company_id=1, email="anna@example.org"))
     with capture_events() as events, pytest.raises(ConflictError), clean_db.transaction():
         companies.upsert(Company(company_id=1, title="Salon"))
-        clients.upsert(Client(yclients_id=2, company_id=1, phone="79000000001"))
+        clients.upsert(Client(yclients_id=2, company_id=1, email="anna@example.org"))
     assert companies.count() == 0
     assert clients.count() == 1
     assert kinds(events) == [("database", "transaction", "conflict")]

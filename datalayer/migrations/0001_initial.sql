@@ -27,10 +27,9 @@ CREATE TABLE clients (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (yclients_id, company_id)
 );
--- One client per phone within a salon: get_client_by_phone must be unambiguous.
-CREATE UNIQUE INDEX clients_company_phone_key ON clients (company_id, phone)
-    WHERE phone IS NOT NULL;
-CREATE INDEX clients_phone_idx ON clients (phone);
+-- Not unique: the booking system lets two clients share a phone (a parent booking for a
+-- child), and a sync must not fail on them; get_client_by_phone takes the latest updated.
+CREATE INDEX clients_phone_idx ON clients (phone, updated_at DESC);
 CREATE INDEX clients_company_name_idx ON clients (company_id, name);
 
 CREATE TABLE services (

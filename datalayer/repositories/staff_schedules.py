@@ -37,7 +37,8 @@ class StaffSchedulesRepository(BaseRepository[StaffSchedule]):
         filters: dict[str, Any] = {"yclients_staff_id": staff_id, "date": date}
         if company_id is not None:
             filters["company_id"] = company_id
-        return self.find_one(filters)
+        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
+        return found[0] if found else None
 
     def find_in_range(
         self,

@@ -217,14 +217,16 @@ def test_upsert_of_a_mapping_writes_only_its_columns(clean_db: Database) -> None
     assert (stored.email, stored.visit_count) == ("keep@x.org", 4)
 
 
-def test_conflict_on_another_unique_key_raises_conflict_error(clean_db: Database) -> None:
-    repo = ClientsRepository(clean_db)
-    repo.upsert(client(20, phone="79000000020"))
+def test_conflict_on_another_unique_key_raises_conflict_error(
+    unique_client_email: Database,
+) -> None:
+    repo = ClientsRepository(unique_client_email)
+    repo.upsert(client(20, email="anna@example.org"))
     with pytest.raises(ConflictError) as info:
-        repo.upsert(client(21, phone="79000000020"))  # same phone, same salon
+        repo.upsert(client(21, email="anna@example.org"))  # same e-mail, same salon
     assert info.value.sqlstate == "23505"
-    assert "clients_company_phone_key" in str(info.value)
-    assert "79000000020" not in str(info.value)  # the row's values stay out of the message
+    assert "test_clients_email_key" in str(info.value)
+    assert "anna@example.org" not in str(info.value)  # the row's values stay out of the message
     assert isinstance(info.value.__cause__, Exception)
     assert repo.count() == 1
 

@@ -59,3 +59,23 @@ def test_search_by_name_is_literal_and_scoped(clean_db: Database) -> None:
     assert repo.search_by_name(10, "%") == [c for c in repo.search_by_name(10, "100%")]
     assert repo.search_by_name(10, "_") == []
     assert len(repo.search_by_name(10, "a", limit=1)) == 1
+
+
+def test_two_clients_may_share_a_phone_and_the_latest_updated_is_found(
+    clean_db: Database,
+) -> None:
+    # A parent books for a child under one phone: a sync of both must not fail.
+    repo = ClientsRepository(clean_db)
+    written = repo.bulk_upsert(
+        [
+            Client(yclients_id=31, company_id=10, name="Parent", phone="79000000031"),
+            Client(yclients_id=32, company_id=10, name="Child", phone="79000000031"),
+        ]
+    )
+    assert written == 2
+    repo.upsert(Client(yclients_id=31, company_id=10, name="Parent", phone="79000000031"))
+    found = repo.find_by_phone("79000000031", company_id=10)
+    assert found is not None and found.yclients_id == 31
+    repo.upsert(Client(yclients_id=32, company_id=10, name="Child", phone="79000000031"))
+    found = repo.find_by_phone("79000000031", company_id=10)
+    assert found is not None and found.yclients_id == 32

@@ -63,3 +63,15 @@ def test_finders(clean_db: Database) -> None:
     ]
     assert len(repo.find_in_range(10, limit=3)) == 3
     assert len(repo.find_in_range(10)) == 10
+
+
+def test_find_for_staff_on_any_company_takes_the_latest_updated(clean_db: Database) -> None:
+    repo = StaffSchedulesRepository(clean_db)
+    day = dt.date(2026, 3, 2)
+    repo.upsert(StaffSchedule(yclients_staff_id=7, company_id=1, date=day, staff_name="a"))
+    repo.upsert(StaffSchedule(yclients_staff_id=7, company_id=2, date=day, staff_name="b"))
+    found = repo.find_for_staff_on(7, day)
+    assert found is not None and found.company_id == 2
+    repo.upsert(StaffSchedule(yclients_staff_id=7, company_id=1, date=day, staff_name="a2"))
+    found = repo.find_for_staff_on(7, day)
+    assert found is not None and (found.company_id, found.staff_name) == (1, "a2")
