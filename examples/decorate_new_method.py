@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import errorkit
-from datalayer import ConflictError, Database, DataLayer, ValidationError, migrate
+from datalayer import Database, DataLayer, QueryTimeoutError, ValidationError, migrate
 from datalayer.models import Client
 from datalayer.repositories import ClientsRepository
 from datalayer.validation import validate_id
@@ -132,16 +132,28 @@ def main() -> int:
         except ValidationError as exc:
             say(f"   ValidationError re-raised: {exc} (operation_rejected, no event)")
 
-        say("3. failure: a second client with the same phone in the same salon")
-        with events_shown_without_a_dsn():
+        say("3. failure in a write: inside a transaction, the row stays locked too long")
+        with (
+            events_shown_without_a_dsn(),
+            db.connection() as other,  # another session holds the row ...
+            other.transaction(),
+        ):
+            other.execute(
+                "SELECT 1 FROM clients WHERE company_id = %s AND yclients_id = 1 FOR UPDATE",
+                (COMPANY_ID,),
+            )
             try:
-                reports.import_client(
-                    {"yclients_id": 3, "company_id": COMPANY_ID, "phone": "79680000101"}
-                )
-            except ConflictError as exc:
-                say(f"   ConflictError re-raised (sqlstate {exc.sqlstate}), reported once")
+                with db.transaction() as conn:  # ... and this one may wait 200 ms for it
+                    conn.execute("SET LOCAL lock_timeout = '200ms'")
+                    reports.import_client(
+                        {"yclients_id": 1, "company_id": COMPANY_ID, "visit_count": 3}
+                    )
+            except QueryTimeoutError as exc:
+                # import_client (the innermost boundary) reported it; the transaction,
+                # a boundary too (component "database"), added nothing.
+                say(f"   QueryTimeoutError re-raised (sqlstate {exc.sqlstate}), reported once")
 
-        say("4. failure in a read: the pool is closed, the read reports and returns []")
+        say("4. failure in a read: the Database is closed, the read reports and returns []")
         ClientsRepository(db).delete({"company_id": COMPANY_ID})
         db.close()
         with events_shown_without_a_dsn():

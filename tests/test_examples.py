@@ -136,16 +136,17 @@ def test_decorate_new_method_reports_each_failure_once(
     # stdout carries only JSON log lines; the remarks go to stderr
     assert all(raw.startswith("{") for raw in decorate_run.stdout.splitlines() if raw)
     failed = [(x["operation"], x["error_kind"]) for x in lines if x["event"] == "operation_failed"]
-    assert failed == [("import_client", "conflict"), ("lapsed_clients", "transient")]
+    assert failed == [("import_client", "timeout"), ("lapsed_clients", "internal")]
     rejected = [x["operation"] for x in lines if x["event"] == "operation_rejected"]
     assert rejected == ["lapsed_clients"]
     assert all(x.get("service") == "decorate-new-method-example" for x in lines)
     # no DSN: nothing sent, and the example shows the events that would have been
     shown = [r for r in decorate_run.stderr.splitlines() if "Sentry event (not sent" in r]
     assert len(shown) == 2
-    assert "'error.kind': 'conflict'" in shown[0]
+    assert "'error.kind': 'timeout'" in shown[0]
+    assert "'operation': 'import_client'" in shown[0]
     assert "lapsed_clients returned []" in decorate_run.stderr
-    # the phone in the unique violation's DETAIL never reaches the log
+    # phone numbers never reach the log
     assert "79680000101" not in decorate_run.stdout
 
 
@@ -159,7 +160,7 @@ def test_read_json_logs_summarises_a_real_run(
     summary = json.loads(result.stdout)
     operations = summary["operations"]
     assert operations["data-layer.import_client"]["failed"] == 1
-    assert operations["data-layer.import_client"]["error_kinds"] == {"conflict": 1}
+    assert operations["data-layer.import_client"]["error_kinds"] == {"timeout": 1}
     assert operations["data-layer.lapsed_clients"]["failed"] == 1
     assert operations["data-layer.lapsed_clients"]["rejected"] == 1
     assert summary["skipped"] == 0
