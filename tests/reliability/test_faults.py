@@ -18,6 +18,7 @@ import pytest
 from datalayer import Database, DataLayer, Settings
 from datalayer.errors import QueryTimeoutError, TransientError
 from datalayer.repositories import ClientsRepository
+from datalayer.whatsapp import AuthStateStore
 from errorkit import flush_suppressed
 from errorkit.testing import capture_events
 
@@ -528,3 +529,50 @@ def test_restart_while_idle_is_invisible(cluster: ThrowawayServer, make_db: Any)
         for _ in range(5):
             assert layer.get_client_by_id(1, COMPANY) is not None
     assert list(events) == []
+
+
+# --- the WhatsApp auth state during an outage ----------------------------------
+
+
+def test_auth_state_reads_fail_loudly_during_an_outage(
+    cluster: ThrowawayServer, make_db: Any
+) -> None:
+    """A failed read must never look like "no creds" / "no keys": a client would re-pair
+    (lose the session) on an empty answer. During an outage reads raise, then recover."""
+    db = make_db("rel-wa-outage")
+    store = AuthStateStore(db, "rel-outage")
+    store.save_creds({"me": {"id": "1"}, "noiseKey": {"private": b"\x00\x01"}})
+    store.set_keys({"pre-key": {"1": {"k": b"\xff"}}})
+    cluster.stop()
+    try:
+        with capture_events() as events:
+            with pytest.raises(TransientError):
+                store.load_creds()
+            with pytest.raises(TransientError):
+                store.get_keys("pre-key", ["1"])
+            with pytest.raises(TransientError):
+                store.set_keys({"pre-key": {"2": {"k": b"\x01"}}})
+    finally:
+        cluster.start()
+    # One event per failed call, from the innermost boundary (set_keys' transaction
+    # reports as component "database", inside whatsapp.set_keys).
+    assert len(events) == 3
+    chains = [_events.errorkit_context(e)["boundaries"] for e in events]
+    assert [chain[0] for chain in chains] == [
+        "whatsapp.load_creds",
+        "whatsapp.get_keys",
+        "whatsapp.set_keys",
+    ]
+    assert {_events.tags(e)["error.kind"] for e in events} == {"transient"}
+    # Back: the same store object answers, nothing was lost or half-written.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            creds = store.load_creds()
+            break
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert creds == {"me": {"id": "1"}, "noiseKey": {"private": b"\x00\x01"}}
+    assert store.get_keys("pre-key", ["1", "2"]) == {"1": {"k": b"\xff"}}

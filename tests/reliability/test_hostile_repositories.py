@@ -117,7 +117,7 @@ class SqlCounter:
             self.calls += 1
             return self._original()
 
-        self.db.connection = counting  # type: ignore[method-assign,assignment]
+        self.db.connection = counting  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
