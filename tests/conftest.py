@@ -128,3 +128,25 @@ def unique_client_email(clean_db: Any) -> Iterator[Any]:
     finally:
         with clean_db.connection() as conn:
             conn.execute("DROP INDEX IF EXISTS test_clients_email_key")
+
+
+@pytest.fixture
+def unreachable_db(pg_server_url: str) -> Iterator[Any]:
+    """A migrated Database whose server-side database has been dropped under it."""
+    from datalayer import Database, Settings, migrate
+
+    name = f"datalayer_test_gone_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(pg_server_url)
+    params["dbname"] = name
+    db = Database(make_conninfo(**params), Settings(pool_timeout=1.0, connect_timeout=1.0))
+    try:
+        migrate(db)
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        yield db
+    finally:
+        db.close()

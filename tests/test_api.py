@@ -5,22 +5,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from datalayer import Database, migrate
-from datalayer._config import Settings
+from datalayer import Database
 from datalayer.api import create_app
 from errorkit.testing import capture_events
 
@@ -65,26 +60,6 @@ def serve() -> Iterator[Serve]:
     for server, thread in running:
         server.should_exit = True
         thread.join()
-
-
-@pytest.fixture
-def unreachable_db(pg_server_url: str) -> Iterator[Database]:
-    """A migrated Database whose server-side database has been dropped under it."""
-    name = f"datalayer_test_api_gone_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    db = Database(make_conninfo(**params), Settings(pool_timeout=1.0, connect_timeout=1.0))
-    try:
-        migrate(db)
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        yield db
-    finally:
-        db.close()
 
 
 def _seed_expired(db: Database, count: int) -> None:

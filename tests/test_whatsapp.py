@@ -6,18 +6,13 @@ import base64
 import json
 import math
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from datalayer import Database, migrate
-from datalayer._config import Settings
+from datalayer import Database
 from datalayer.errors import DataLayerError, ValidationError
 from datalayer.whatsapp import (
     DEFAULT_KEY_TTLS,
@@ -45,26 +40,6 @@ def wa_db(db: Database) -> Iterator[Database]:
     _truncate(db)
     yield db
     _truncate(db)
-
-
-@pytest.fixture
-def unreachable_db(pg_server_url: str) -> Iterator[Database]:
-    """A migrated Database whose server-side database has been dropped under it."""
-    name = f"datalayer_test_wa_gone_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    db = Database(make_conninfo(**params), Settings(pool_timeout=1.0, connect_timeout=1.0))
-    try:
-        migrate(db)
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        yield db
-    finally:
-        db.close()
 
 
 def seed_keys(
