@@ -98,6 +98,7 @@ def configure_structlog(
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    route_stdlib_logging(processors, renderer, level=level, stream=stream)
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -106,6 +107,67 @@ def configure_structlog(
         # Not cached: errorkit.testing.capture_logs() reconfigures for a test's duration.
         cache_logger_on_first_use=False,
     )
+
+
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler setup() installs: stdlib records rendered by the same chain.
+
+    Libraries log through ``logging`` (psycopg_pool's "error connecting", uvicorn,
+    asyncio); through this handler their lines are JSON too, scrubbed and
+    timestamped like errorkit's own, on the same stream.
+    """
+
+    def __init__(self, stream: LogStream) -> None:
+        super().__init__()
+        self._target = stream
+
+    @property
+    def stream(self) -> TextIO:
+        # Resolved per record, like the structlog side, so redirections keep working.
+        if self._target == "stdout":
+            return sys.stdout
+        if self._target == "stderr":
+            return sys.stderr
+        return self._target
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # StreamHandler.__init__ assigns sys.stderr; the target decides instead.
+
+
+def _add_logger_name(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict.setdefault("logger", record.name)
+    return event_dict
+
+
+def route_stdlib_logging(
+    processors: list[Processor], renderer: Processor, *, level: int, stream: LogStream
+) -> None:
+    """Render stdlib ``logging`` records with the structlog chain, on the same stream.
+
+    Replaces a handler installed by an earlier call; leaves other handlers alone.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(handler)
+    handler = _StdlibHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_add_logger_name, *processors],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def unroute_stdlib_logging() -> None:
+    """Remove the handler ``route_stdlib_logging`` installed (tests use it)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(handler)
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBoundLogger:

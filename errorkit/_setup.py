@@ -14,7 +14,7 @@ from dotenv import load_dotenv
 
 from errorkit import _storm
 from errorkit._config import Settings, level_from_name, settings
-from errorkit._logging import LogFormat, LogStream, configure_structlog
+from errorkit._logging import LogFormat, LogStream, configure_structlog, unroute_stdlib_logging
 from errorkit._report import flush_suppressed
 from errorkit._sentry import client_options
 
@@ -148,3 +148,4 @@ def reset_for_tests() -> None:
     with _lock:
         _last = None
         _sentry_key = None
+        unroute_stdlib_logging()

@@ -119,6 +119,22 @@ def test_log_stream_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(captured_io.err)["event"] == "to_stderr"
 
 
+def test_stdlib_log_records_become_scrubbed_json_lines_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    errorkit.setup(env_file=None, log_stream="stderr")
+    errorkit.setup(env_file=None, log_stream="stderr", slow_ms=900)  # a second call: no 2nd handler
+    logging.getLogger("psycopg.pool").warning(
+        "error connecting in %r: postgresql://app:hunter2@db/x", "pool"
+    )
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert (line["logger"], line["level"]) == ("psycopg.pool", "warning")
+    assert "timestamp" in line and line["event"].startswith("error connecting in 'pool'")
+    assert "hunter2" not in lines[0]
+
+
 def test_bad_variable_raises_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     set_env(monkeypatch, ERRORKIT_LOG_LEVEL="loud")
     with pytest.raises(ValueError, match="ERRORKIT_LOG_LEVEL"):
