@@ -8,6 +8,7 @@ Sentry event with the matching ``error.kind``.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import psycopg
@@ -98,10 +99,17 @@ _BY_CLASS: dict[str, type[DataLayerError]] = {
 }
 
 
+# A value the server quotes at the end of its primary message:
+# `invalid input syntax for type integer: "Anna"`.
+_QUOTED_VALUE = re.compile(r': "(?:[^"]|"")*"$')
+
+
 def _message(exc: psycopg.Error) -> str:
-    # The primary message only: DETAIL lines carry row values (phones, names).
+    # The primary message only: DETAIL and CONTEXT lines carry row values (phones,
+    # names), and a value quoted at the end of the primary message is masked too.
     diag = exc.diag
     text = diag.message_primary or str(exc).split("\n", 1)[0] or type(exc).__name__
+    text = _QUOTED_VALUE.sub(': "***"', text)
     if diag.constraint_name:
         text = f"{text} (constraint {diag.constraint_name})"
     return text
@@ -117,6 +125,9 @@ def translate(exc: BaseException) -> DataLayerError:
         return DataLayerError(f"{type(exc).__name__}: {exc}")
     state = exc.sqlstate
     message = _message(exc)
+    # The original travels on as __cause__ into the Sentry event and the log line's
+    # traceback: it keeps its SQLSTATE and diag, but its text is the redacted one.
+    exc.args = (message,)
     kind: type[DataLayerError] | None = None
     if state:
         kind = _BY_SQLSTATE.get(state) or _BY_CLASS.get(state[:2])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from typing import Any
+
 import psycopg
 import psycopg.errors as pg
 import pytest
@@ -16,7 +20,8 @@ from datalayer.errors import (
     ValidationError,
     translate,
 )
-from errorkit import classify
+from errorkit import captured, classify
+from errorkit.testing import capture_events, capture_logs
 
 
 @pytest.mark.parametrize(
@@ -67,3 +72,37 @@ def test_kinds_and_their_errorkit_names() -> None:
         assert classify(error) == name
         assert error.sqlstate is None
     assert classify(KeyError("not ours")) == "internal"
+
+
+def test_row_values_never_leave_in_the_message_or_the_cause(clean_db: Any) -> None:
+    """The server's DETAIL quotes the failing row; the cause travels into reports."""
+    name = f"Anna {uuid.uuid4().hex}"  # made at run time: source lines travel in events too
+    with clean_db.connection() as conn:
+        conn.execute("CREATE TEMP TABLE people (name text, age int CHECK (age > 0))")
+
+        # Arguments described, not shown (as the facade does), so only the error is at stake.
+        @captured("test", "write_person", extra=lambda arguments: {"fields": len(arguments)})
+        def write(name: str, age: object) -> None:
+            try:
+                conn.execute("INSERT INTO people VALUES (%s, %s)", (name, age))
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+
+        with capture_events() as events, capture_logs() as logs:
+            with pytest.raises(ValidationError) as check:
+                write(name, -1)
+            with pytest.raises(ValidationError) as syntax:
+                write("x", name)
+        conn.execute("DROP TABLE people")
+    assert check.value.sqlstate == "23514"
+    assert "t_age_check" not in str(check.value)  # the constraint of *this* table is named
+    assert "people_age_check" in str(check.value)
+    assert syntax.value.sqlstate == "22P02"
+    for error in (check.value, syntax.value):
+        assert isinstance(error.__cause__, psycopg.Error)
+        assert error.__cause__.sqlstate == error.sqlstate  # the original keeps its diag
+        assert name not in str(error) and name not in str(error.__cause__)
+    reported = json.dumps(events, default=str) + json.dumps(logs, default=str)
+    assert len(events) == 2 and "operation_failed" in reported
+    assert name.split()[1] not in reported
+    assert "Failing row" not in reported
