@@ -17,16 +17,20 @@ LEVELS = {
 }
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+def env_float(
+    environ: Mapping[str, str], name: str, default: float, *, maximum: float | None = None
+) -> float:
+    """A number from the environment, 0 or more (and at most ``maximum``); errors name it."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
+    span = "a number" if maximum is None else f"a number between 0 and {maximum:g}"
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {raw!r}")
+        raise ValueError(f"{name} must be {span}, got {raw!r}") from None
+    if value < 0 or (maximum is not None and value > maximum) or value != value:
+        raise ValueError(f"{name} must be {span}, got {raw!r}")
     return value
 
 
@@ -73,7 +77,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
-            slow_ms=_float(env, "ERRORKIT_SLOW_MS", 500.0),
+            slow_ms=env_float(env, "ERRORKIT_SLOW_MS", 500.0),
             log_level=level_from_name(env.get("ERRORKIT_LOG_LEVEL", "") or "info"),
             events_per_minute=_int(env, "ERRORKIT_EVENTS_PER_MINUTE", 10),
             log_lines_per_minute=_int(env, "ERRORKIT_LOG_LINES_PER_MINUTE", 60),

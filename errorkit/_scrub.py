@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 FILTERED = "[Filtered]"
@@ -76,7 +76,34 @@ def scrub_text(text: str) -> str:
     return _PHONE.sub(_mask_phone, text)
 
 
-def scrub(value: Any, *, _depth: int = 0) -> Any:
+def _walk(value: Any, depth: int, other: Callable[[Any], Any]) -> Any:
+    """Mask strings and secret keys through containers; ``other`` maps every other leaf."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if not isinstance(value, Mapping | list | tuple | set | frozenset):
+        return other(value)
+    if depth >= _MAX_DEPTH:
+        # Deeper than the walk goes: hide a container rather than pass it on unmasked.
+        return _TOO_DEEP
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                FILTERED
+                if isinstance(key, str) and value_is_set(item) and is_secret_key(key)
+                else _walk(item, depth + 1, other)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, tuple):
+        return tuple(_walk(item, depth + 1, other) for item in value)
+    return [_walk(item, depth + 1, other) for item in value]
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def scrub(value: Any) -> Any:
     """Return a copy of ``value`` with personal data and secrets masked.
 
     Phone numbers keep their last four digits, e-mail addresses become
@@ -85,25 +112,7 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
     ``[Filtered]``. Mappings, lists, tuples and sets are walked; strings are
     masked; other values are returned unchanged.
     """
-    if isinstance(value, str):
-        return scrub_text(value)
-    if _depth >= _MAX_DEPTH:
-        # Deeper than the walk goes: hide a container rather than pass it on unmasked.
-        return _TOO_DEEP if isinstance(value, Mapping | list | tuple | set | frozenset) else value
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                FILTERED
-                if isinstance(key, str) and value_is_set(item) and is_secret_key(key)
-                else scrub(item, _depth=_depth + 1)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, tuple):
-        return tuple(scrub(item, _depth=_depth + 1) for item in value)
-    if isinstance(value, list | set | frozenset):
-        return [scrub(item, _depth=_depth + 1) for item in value]
-    return value
+    return _walk(value, 0, _unchanged)
 
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -133,32 +142,17 @@ def safe_repr(value: Any, limit: int = 512) -> str:
         return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
 
 
-def scrub_for_log(value: Any, *, _depth: int = 0) -> Any:
+def scrub_for_log(value: Any) -> Any:
     """Like :func:`scrub`, but any other object becomes its bounded, scrubbed repr.
 
     A renderer would otherwise print ``repr(obj)`` after masking ran, showing
     whatever the object holds (a model's phone number).
     """
-    if isinstance(value, str):
-        return scrub_text(value)
-    if isinstance(value, _PLAIN):
-        return value
-    if _depth >= _MAX_DEPTH:
-        return safe_repr(value)
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                FILTERED
-                if isinstance(key, str) and value_is_set(item) and is_secret_key(key)
-                else scrub_for_log(item, _depth=_depth + 1)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, tuple):
-        return tuple(scrub_for_log(item, _depth=_depth + 1) for item in value)
-    if isinstance(value, list | set | frozenset):
-        return [scrub_for_log(item, _depth=_depth + 1) for item in value]
-    return safe_repr(value)
+    return _walk(value, 0, _plain_or_repr)
+
+
+def _plain_or_repr(value: Any) -> Any:
+    return value if isinstance(value, _PLAIN) else safe_repr(value)
 
 
 def value_is_set(item: Any) -> bool:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from errorkit._config import env_float
 from errorkit._report import active, reported_event_id
 from errorkit._scrub import FILTERED, is_secret_key, scrub_text, value_is_set
 
@@ -143,19 +144,6 @@ def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] |
             return None
 
 
-def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}")
-    return value
-
-
 def client_options(
     environ: Mapping[str, str], *, dsn: str | None, service: str | None = None
 ) -> dict[str, Any]:
@@ -168,8 +156,8 @@ def client_options(
         "environment": environ.get("SENTRY_ENVIRONMENT") or None,
         "release": environ.get("SENTRY_RELEASE") or None,
         "server_name": service or environ.get("SERVICE_NAME") or None,
-        "traces_sample_rate": _rate(environ, "SENTRY_TRACES_SAMPLE_RATE", 0.1),
-        "profiles_sample_rate": _rate(environ, "SENTRY_PROFILES_SAMPLE_RATE", 0.1),
+        "traces_sample_rate": env_float(environ, "SENTRY_TRACES_SAMPLE_RATE", 0.1, maximum=1),
+        "profiles_sample_rate": env_float(environ, "SENTRY_PROFILES_SAMPLE_RATE", 0.1, maximum=1),
         # send_default_pii stays at its default, False: sentry-sdk 2.x deprecates
         # passing it explicitly (data_collection replaces it), and the effect is the same.
         "before_send": before_send,

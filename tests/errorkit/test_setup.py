@@ -145,6 +145,22 @@ def test_bad_variable_raises_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
         errorkit.setup(env_file=None)
 
 
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("ERRORKIT_SLOW_MS", "abc"),
+        ("ERRORKIT_SLOW_MS", "-1"),
+        ("SENTRY_TRACES_SAMPLE_RATE", "1.5"),
+        ("SENTRY_PROFILES_SAMPLE_RATE", "nan"),
+    ],
+)
+def test_bad_number_raises_naming_it(monkeypatch: pytest.MonkeyPatch, name: str, raw: str) -> None:
+    set_env(monkeypatch, SENTRY_DSN=f"http://key@127.0.0.1:{closed_port()}/1", **{name: raw})
+    with pytest.raises(ValueError, match=name):
+        errorkit.setup(env_file=None)
+    assert not sentry_sdk.get_client().is_active()
+
+
 def test_sentry_initialised_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     dsn = f"http://public@127.0.0.1:{closed_port()}/1"
     set_env(
