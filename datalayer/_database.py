@@ -35,11 +35,8 @@ __all__ = ["Database"]
 T = TypeVar("T")
 
 
-def _log() -> Any:
-    # Looked up per use (off the hot path), so capture_logs() sees the current config.
-    # bind(logger=) rather than get_logger(name): structlog.get_logger(logger=...) clashes
-    # with wrap_logger's own "logger" parameter.
-    return get_logger().bind(logger="datalayer.database")
+# errorkit's loggers are lazy: they follow setup() and capture_logs() made later.
+_log = get_logger("datalayer.database")
 
 
 # Caller-side outcomes: a transaction boundary logs them as rejected, never as failures.
@@ -76,7 +73,7 @@ class _RateLimitedWarning:
                 return
             self._next = now + self.interval
             suppressed, self._suppressed = self._suppressed, 0
-        _log().warning(self.event, suppressed=suppressed, **fields)
+        _log.warning(self.event, suppressed=suppressed, **fields)
 
 
 def _socket_readable(conn: PooledConnection) -> bool:
@@ -197,7 +194,7 @@ class Database:
                 raise
             if usable:
                 break
-            _log().info("pool_connection_replaced", reason="dead on checkout")
+            _log.info("pool_connection_replaced", reason="dead on checkout")
             conn.close()
             self.pool.putconn(conn)
         self._lent.add(conn)
@@ -291,7 +288,7 @@ class Database:
                         raise
                     attempt += 1
                     delay = _RETRY_BASE_DELAY_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-                    _log().warning(
+                    _log.warning(
                         "transaction_retry",
                         attempt=attempt,
                         retries=retries,
@@ -333,12 +330,12 @@ class Database:
         try:
             budget = self.budget()
         except DataLayerError as exc:
-            _log().warning(
+            _log.warning(
                 "pool_budget_unchecked", error_type=type(exc).__name__, error_kind=exc.kind
             )
             return
         if budget.verdict == "over":
-            _log().warning("pool_over_budget", **budget.as_dict())
+            _log.warning("pool_over_budget", **budget.as_dict())
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -19,11 +19,8 @@ from errorkit import get_logger
 __all__ = ["start_embedded"]
 
 
-def _log() -> Any:
-    # Looked up per use (off the hot path), so capture_logs() sees the current config.
-    # bind(logger=) rather than get_logger(name): structlog.get_logger(logger=...) clashes
-    # with wrap_logger's own "logger" parameter.
-    return get_logger().bind(logger="datalayer.embedded")
+# errorkit's loggers are lazy: they follow setup() and capture_logs() made later.
+_log = get_logger("datalayer.embedded")
 
 
 _servers: dict[Path, Any] = {}
@@ -63,7 +60,7 @@ def start_embedded(
         server = pgserver.get_server(folder, cleanup_mode="stop")
         _servers[folder] = server
     uri: str = server.get_uri()
-    _log().info("embedded_postgres_started", data_dir=str(folder), reused=reused)
+    _log.info("embedded_postgres_started", data_dir=str(folder), reused=reused)
     return uri
 
 

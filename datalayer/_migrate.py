@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from psycopg import sql
 
@@ -16,11 +15,8 @@ __all__ = ["MIGRATIONS_DIR", "migrate", "pending_migrations"]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def _log() -> Any:
-    # Looked up per use (off the hot path), so capture_logs() sees the current config.
-    # bind(logger=) rather than get_logger(name): structlog.get_logger(logger=...) clashes
-    # with wrap_logger's own "logger" parameter.
-    return get_logger().bind(logger="datalayer.migrate")
+# errorkit's loggers are lazy: they follow setup() and capture_logs() made later.
+_log = get_logger("datalayer.migrate")
 
 
 # One key for every process migrating this database (pg_advisory_xact_lock).
@@ -62,14 +58,14 @@ def migrate(db: Database, *, folder: Path | None = None) -> list[str]:
             ).fetchone()
             if row is not None:
                 if row[0] != checksum:
-                    _log().warning("migration_changed_after_apply", version=version)
+                    _log.warning("migration_changed_after_apply", version=version)
                 continue
             conn.execute(text.encode())
             conn.execute(
                 "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)",
                 (version, checksum),
             )
-        _log().info("migration_applied", version=version)
+        _log.info("migration_applied", version=version)
         applied_now.append(version)
     return applied_now
 
