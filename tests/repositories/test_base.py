@@ -22,6 +22,7 @@ from datalayer.repositories import (
     StaffSchedulesRepository,
     _sql,
 )
+from datalayer.repositories.base import _model_rows, _slot_setters
 
 ALL_REPOSITORIES: list[type[BaseRepository[Any]]] = [
     CompaniesRepository,
@@ -403,3 +404,31 @@ def test_bulk_refuses_a_number_given_as_text(clean_db: Database) -> None:
     with pytest.raises(ValidationError):
         repo.bulk_upsert([{"yclients_id": 1, "company_id": 1, "visit_count": "3"}])
     assert repo.count() == 0
+
+
+@pytest.mark.parametrize("repository", ALL_REPOSITORIES, ids=lambda r: r.__name__)
+def test_rows_filled_through_slots_equal_rows_built_by_init(repository: Any) -> None:
+    columns = tuple(repository.table.columns)
+    assert _slot_setters(repository.row_type, columns) is not None  # the fast path is taken
+    values = [object() for _ in columns]  # a distinct value per column: no mix-up hides
+    made = _model_rows(repository.row_type, columns)(None)(values)
+    assert made == repository.row_type(**dict(zip(columns, values, strict=True)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.company_id = 0
+
+
+def test_a_row_type_with_post_init_is_built_through_init() -> None:
+    seen: list[int] = []
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Checked:
+        a: int
+        b: int
+
+        def __post_init__(self) -> None:
+            seen.append(self.a + self.b)
+
+    assert _slot_setters(Checked, ("a", "b")) is None
+    assert _model_rows(Checked, ("a", "b"))(None)((1, 2)) == Checked(a=1, b=2)
+    assert seen == [3, 3]
+    assert _slot_setters(Checked, ("a",)) is None  # fields and columns differ: no fast path
