@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import statistics
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from _common import scratch_database
 from psycopg_pool import ConnectionPool
 
 COMPANY_ID = 4242
@@ -95,30 +91,6 @@ class Result:
             f"p50 {self.percentile(0.50):>7.2f} ms  p99 {self.percentile(0.99):>7.2f} ms  "
             f"errors {self.errors} ({kinds})"
         )
-
-
-def server_url() -> str:
-    return (
-        os.environ.get("TEST_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-    )
-
-
-@contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    name = f"load_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(url)
-    params["dbname"] = name
-    try:
-        yield make_conninfo("", **params)
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def seed(layer: Any) -> None:
@@ -259,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings(max_connections=POOL_SIZE, pool_timeout=30.0)
     cpu: dict[str, list[float]] = {}
-    with scratch_database(server_url()) as url, Database(url, settings) as db:
+    with scratch_database("load_bench") as url, Database(url, settings) as db:
         migrate(db)
         layer = DataLayer(db)
         seed(layer)
