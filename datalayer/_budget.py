@@ -20,7 +20,7 @@ import psycopg
 if TYPE_CHECKING:
     from datalayer._console import Console
 
-__all__ = ["Budget", "Verdict", "add_budget_command", "check_budget"]
+__all__ = ["Budget", "Verdict", "add_budget_command", "check_budget", "positive_int"]
 
 Verdict = Literal["under", "at", "over"]
 
@@ -179,13 +179,13 @@ def add_budget_command(commands: Any) -> None:
     )
     parser.add_argument(
         "--services",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="services sharing the server (default POSTGRES_EXPECTED_SERVICES)",
     )
     parser.add_argument(
         "--max-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="pool max size per service (default POSTGRES_MAX_CONNECTIONS)",
     )
@@ -193,7 +193,8 @@ def add_budget_command(commands: Any) -> None:
     parser.set_defaults(func=_run_budget_command)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer of at least 1 (every ``datalayer`` command uses it)."""
     try:
         value = int(text)
     except ValueError:
