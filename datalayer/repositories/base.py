@@ -76,6 +76,16 @@ class BaseRepository(Generic[RowT]):
             cur = conn.cursor(row_factory=self._row_factory)
             return cur.execute(query.statement, query.params).fetchall()
 
+    def _latest(
+        self, filters: dict[str, Any], company_id: int | None, *, by: str = "updated_at"
+    ) -> RowT | None:
+        """The row matching ``filters`` with the greatest ``by``, in one salon or, with
+        ``company_id=None``, in any (the named finders of the domain repositories)."""
+        if company_id is not None:
+            filters = {**filters, "company_id": company_id}
+        found = self.find_many(filters, order_by=by, descending=True, limit=1)
+        return found[0] if found else None
+
     def count(self, filters: Filters | None = None) -> int:
         """How many rows match ``filters``."""
         query = _sql.build_count(self.table, filters)

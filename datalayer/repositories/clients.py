@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from datalayer.models import Client
 from datalayer.repositories._sql import Table, like_escape
 from datalayer.repositories.base import BaseRepository
@@ -33,20 +31,12 @@ class ClientsRepository(BaseRepository[Client]):
 
     def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Client | None:
         """The client with this booking-system id; ``company_id=None`` searches every salon."""
-        filters: dict[str, Any] = {"yclients_id": yclients_id}
-        if company_id is not None:
-            filters["company_id"] = company_id
-        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
-        return found[0] if found else None
+        return self._latest({"yclients_id": yclients_id}, company_id)
 
     def find_by_phone(self, phone: str, company_id: int | None = None) -> Client | None:
         """The client with this E.164-digits phone; the latest updated across salons if
         ``company_id`` is None."""
-        filters: dict[str, Any] = {"phone": phone}
-        if company_id is not None:
-            filters["company_id"] = company_id
-        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
-        return found[0] if found else None
+        return self._latest({"phone": phone}, company_id)
 
     def search_by_name(self, company_id: int, name: str, *, limit: int = 100) -> list[Client]:
         """Clients of a salon whose name contains ``name`` (case-insensitive, literal)."""

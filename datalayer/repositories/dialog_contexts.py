@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from datalayer.models import DialogContext
 from datalayer.repositories._sql import Table
@@ -32,11 +31,7 @@ class DialogContextsRepository(BaseRepository[DialogContext]):
 
     def find_for_user(self, user_id: str, company_id: int | None = None) -> DialogContext | None:
         """A user's dialog context; ``company_id=None``: the most recently active one."""
-        filters: dict[str, Any] = {"user_id": user_id}
-        if company_id is not None:
-            filters["company_id"] = company_id
-        found = self.find_many(filters, order_by="last_activity", descending=True, limit=1)
-        return found[0] if found else None
+        return self._latest({"user_id": user_id}, company_id, by="last_activity")
 
     def find_inactive_since(self, before: dt.datetime, *, limit: int = 1000) -> list[DialogContext]:
         """Contexts whose last activity is older than ``before``, oldest first."""

@@ -33,11 +33,7 @@ class ServicesRepository(BaseRepository[Service]):
 
     def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Service | None:
         """The service with this booking-system id; ``company_id=None`` searches every salon."""
-        filters: dict[str, Any] = {"yclients_id": yclients_id}
-        if company_id is not None:
-            filters["company_id"] = company_id
-        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
-        return found[0] if found else None
+        return self._latest({"yclients_id": yclients_id}, company_id)
 
     def list_for_company(self, company_id: int, *, include_inactive: bool = False) -> list[Service]:
         """A salon's services, heaviest weight first, then by title."""

@@ -34,11 +34,7 @@ class StaffSchedulesRepository(BaseRepository[StaffSchedule]):
         self, staff_id: int, date: dt.date, company_id: int | None = None
     ) -> StaffSchedule | None:
         """One staff member's schedule on one day; ``company_id=None``: any salon."""
-        filters: dict[str, Any] = {"yclients_staff_id": staff_id, "date": date}
-        if company_id is not None:
-            filters["company_id"] = company_id
-        found = self.find_many(filters, order_by="updated_at", descending=True, limit=1)
-        return found[0] if found else None
+        return self._latest({"yclients_staff_id": staff_id, "date": date}, company_id)
 
     def find_in_range(
         self,
