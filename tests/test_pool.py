@@ -259,15 +259,27 @@ def test_the_conninfo_options_are_kept_beside_the_timeout(pg_url: str) -> None:
         assert conn.execute("SHOW search_path").fetchone() == ("pg_catalog,public",)
 
 
-def test_a_server_down_at_start_is_an_outage_not_a_crash() -> None:
+def test_a_server_down_at_start_is_an_outage_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     settings = Settings(service_name="pool-test", pool_timeout=0.5, connect_timeout=1)
+    password = "pw-never-logged-7f3a"
+    conninfo = f"host=127.0.0.1 port=1 user=postgres dbname=postgres password={password}"
     with capture_logs() as logs:
-        db = Database("host=127.0.0.1 port=1 user=postgres dbname=postgres", settings)
+        db = Database(conninfo, settings)
     try:
         unchecked = [line for line in logs if line["event"] == "pool_budget_unchecked"]
         assert [line["error_kind"] for line in unchecked] == ["transient"]
-        with pytest.raises(TransientError):
+        with pytest.raises(TransientError) as info:
             db.ping()
+        # The password reaches no log line (ours, or psycopg_pool's reconnect warnings),
+        # no repr and no error text, the cause included.
+        seen = [repr(logs), repr(db), repr(db.settings), caplog.text]
+        error: BaseException | None = info.value
+        while error is not None:
+            seen.append(f"{error!r} {error}")
+            error = error.__cause__ or error.__context__
+        assert not [text for text in seen if password in text]
     finally:
         db.close()
 
