@@ -1,10 +1,13 @@
-"""The guides keep up with the code: every environment variable read is documented."""
+"""The guides keep up with the code: every environment variable read is documented,
+with the default the code really uses."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +46,50 @@ def test_errorkit_variable_is_in_the_error_handling_guide(variable: str) -> None
 @pytest.mark.parametrize("variable", datalayer_variables())
 def test_database_setting_is_in_the_datalayer_guide(variable: str) -> None:
     assert f"`{variable}`" in _documented("docs/datalayer.md")
+
+
+def _table_defaults(doc: str) -> dict[str, str]:
+    """``variable -> default`` from the guide's ``| `VAR` | default | meaning |`` rows."""
+    row = re.compile(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", re.MULTILINE)
+    return {name: default for name, default in row.findall(_documented(doc))}
+
+
+def _as_documented(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def test_database_defaults_in_the_datalayer_guide_are_the_code_s() -> None:
+    from datalayer import Settings
+
+    documented = _table_defaults("docs/datalayer.md")
+    defaults = Settings()
+    for f in dataclasses.fields(Settings):
+        variable = f.metadata["env"]
+        expected = _as_documented(getattr(defaults, f.name))
+        assert documented.get(variable) == expected, f"{variable}: the code's default is {expected}"
+
+
+def test_errorkit_defaults_in_the_error_handling_guide_are_the_code_s() -> None:
+    from errorkit._config import Settings
+
+    documented = _table_defaults("docs/error-handling.md")
+    defaults = Settings.from_env({})
+    assert {
+        name: documented.get(name)
+        for name in (
+            "ERRORKIT_SLOW_MS",
+            "ERRORKIT_EVENTS_PER_MINUTE",
+            "ERRORKIT_LOG_LINES_PER_MINUTE",
+            "ERRORKIT_REPR_LIMIT",
+        )
+    } == {
+        "ERRORKIT_SLOW_MS": _as_documented(defaults.slow_ms),
+        "ERRORKIT_EVENTS_PER_MINUTE": _as_documented(defaults.events_per_minute),
+        "ERRORKIT_LOG_LINES_PER_MINUTE": _as_documented(defaults.log_lines_per_minute),
+        "ERRORKIT_REPR_LIMIT": _as_documented(defaults.repr_limit),
+    }
+    assert logging.getLevelName(defaults.log_level).lower() == documented["ERRORKIT_LOG_LEVEL"]
