@@ -341,6 +341,9 @@ def test_service_using_facade(service: Service) -> None:
 
     lines = service.stop()
     assert service.proc.returncode == 0, service.err.read_text()
+    # The phone the requests carried (typed and stored forms) reaches no log line.
+    logged = service.out.read_text() + service.err.read_text()
+    assert "648-44-88" not in logged and "9686484488" not in logged
     (saved_line,) = [x for x in lines if x["event"] == "company_saved"]
     assert saved_line["method"] == "PUT" and saved_line["request_id"]
     rejected = [x for x in lines if x["event"] == "operation_rejected"]
