@@ -3,6 +3,11 @@
 Defaults mirror the column defaults, so a model built with only its required
 fields writes the same row the database would. ``created_at`` and
 ``updated_at`` are set by the server; values given for them are not written.
+
+A client's name, phone, e-mail and preferences, a booking's phone and a dialog's
+data and messages stay out of ``repr()``: a row logged as a value, or passed to
+a reported call, shows its keys and never the person (errorkit's scrubber masks
+phones and e-mails in text, but cannot tell a name from any other word).
 """
 
 from __future__ import annotations
@@ -39,13 +44,13 @@ class Company:
 class Client:
     yclients_id: int
     company_id: int
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
+    name: str | None = field(default=None, repr=False)
+    phone: str | None = field(default=None, repr=False)
+    email: str | None = field(default=None, repr=False)
     last_visit_date: dt.date | None = None
     visit_count: int = 0
     tags: list[str] = field(default_factory=list)
-    preferences: dict[str, Any] = field(default_factory=dict)
+    preferences: dict[str, Any] = field(default_factory=dict, repr=False)
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
 
@@ -96,7 +101,7 @@ class Booking:
     company_id: int
     datetime: dt.datetime
     client_yclients_id: int | None = None
-    client_phone: str | None = None
+    client_phone: str | None = field(default=None, repr=False)
     staff_id: int | None = None
     service_ids: list[int] = field(default_factory=list)
     status: str = "active"
@@ -110,8 +115,8 @@ class DialogContext:
     user_id: str
     company_id: int
     state: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    messages: list[Any] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+    messages: list[Any] = field(default_factory=list, repr=False)
     last_activity: dt.datetime | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None

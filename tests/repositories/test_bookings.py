@@ -67,3 +67,14 @@ def test_finders(clean_db: Database) -> None:
     assert [b.yclients_record_id for b in window] == [4, 5]
     day = repo.find_in_range(10, NOW, NOW + dt.timedelta(days=1), staff_id=3)
     assert [b.yclients_record_id for b in day] == [7]
+
+
+def test_repr_leaves_out_the_client_phone() -> None:
+    booking = Booking(
+        yclients_record_id=1,
+        company_id=10,
+        datetime=dt.datetime(2026, 1, 2, 10, tzinfo=dt.UTC),
+        client_phone="79686484488",
+    )
+    assert "yclients_record_id=1" in repr(booking)
+    assert "79686484488" not in repr(booking)

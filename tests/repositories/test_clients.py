@@ -79,3 +79,23 @@ def test_two_clients_may_share_a_phone_and_the_latest_updated_is_found(
     repo.upsert(Client(yclients_id=32, company_id=10, name="Child", phone="79000000031"))
     found = repo.find_by_phone("79000000031", company_id=10)
     assert found is not None and found.yclients_id == 32
+
+
+def test_a_stored_client_s_repr_shows_its_key_not_the_person(clean_db: Database) -> None:
+    # A row logged as a value or passed to a reported call is shown by its repr; the
+    # scrubber masks phones and e-mails in text but cannot tell a name from a word.
+    stored = ClientsRepository(clean_db).upsert(
+        Client(
+            yclients_id=7,
+            company_id=10,
+            name="Zinaida Person",
+            phone="79686484488",
+            email="zina@example.org",
+            preferences={"note": "Zinaida likes tea"},
+        )
+    )
+    assert stored.name == "Zinaida Person"  # read back through the slot-filling rows
+    text = repr(stored)
+    assert "yclients_id=7" in text and "company_id=10" in text
+    for private in ("Zinaida", "79686484488", "zina@example.org"):
+        assert private not in text

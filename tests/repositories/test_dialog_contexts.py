@@ -54,3 +54,11 @@ def test_finders(clean_db: Database) -> None:
     assert repo.find_for_user("nobody") is None
     stale = repo.find_inactive_since(T0 - dt.timedelta(days=1))
     assert [(c.user_id, c.company_id) for c in stale] == [("w", 10)]
+
+
+def test_repr_leaves_out_the_conversation() -> None:
+    context = DialogContext(
+        user_id="u-1", company_id=10, data={"name": "Zinaida"}, messages=["hi, I'm Zinaida"]
+    )
+    assert "u-1" in repr(context)
+    assert "Zinaida" not in repr(context)
