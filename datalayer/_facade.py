@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +40,7 @@ from datalayer.validation import (
     Normalizer,
     clamp_limit,
     normalize_phone,
+    redact_arguments,
     validate_date,
     validate_flag,
     validate_id,
@@ -102,7 +103,7 @@ def _declare(
             reraise=True if kind == "write" else _read_reraises,
             default_factory=default_factory,
             expected=(ValidationError,),
-            extra=_redactor(redact) if redact else None,
+            extra=redact_arguments(redact) if redact else None,
         )
         setattr(fn, POLICY_ATTRIBUTE, Policy(kind, operation, default_factory, redact))
         return boundary(fn)
@@ -124,45 +125,6 @@ def _read(
 def _write(*, redact: tuple[str, ...] = ()) -> Callable[[_F], _F]:
     """Declare a write: report a failure, then re-raise it."""
     return _declare("write", redact=redact)
-
-
-def _describe(value: object) -> str:
-    """A description of *value* that carries no personal data (names, phones, messages).
-
-    Integer ids (``company_id=1``) are kept: they are what the reader at 3 a.m.
-    needs to find the row, and they identify no one outside the database.
-    """
-    if isinstance(value, str):
-        return f"<str, {len(value)} chars>"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
-        return f"<{type(value).__name__}{_ids(fields)}>"
-    if isinstance(value, Mapping):
-        keys = ", ".join(sorted(map(str, value)))
-        return f"<mapping{_ids(value.items())}, keys: {keys}>"
-    if isinstance(value, Sized):
-        return f"<{type(value).__name__}, {len(value)} items>"
-    return f"<{type(value).__name__}>"
-
-
-def _ids(items: Iterable[tuple[object, object]]) -> str:
-    return "".join(
-        f" {key}={value}"
-        for key, value in items
-        if isinstance(key, str)
-        and key.endswith("_id")
-        and isinstance(value, int)
-        and not isinstance(value, bool)
-    )
-
-
-def _redactor(names: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The ``extra=`` of a boundary: the call's arguments with *names* described, not shown."""
-
-    def redact(arguments: dict[str, Any]) -> dict[str, Any]:
-        return arguments | {n: _describe(arguments[n]) for n in names if n in arguments}
-
-    return redact
 
 
 def _company(company_id: object) -> int | None:

@@ -1,4 +1,4 @@
-"""Input checks the facade runs before any SQL.
+"""Input checks the facade runs before any SQL, and how inputs appear in reports.
 
 Each function takes what a caller may reasonably pass (a phone as typed by a
 person, an id read from a query string) and returns the one canonical form the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sized
 from datetime import date, datetime
 from typing import Any
 
@@ -21,8 +21,10 @@ from datalayer.repositories._sql import like_escape
 __all__ = [
     "MAX_LIMIT",
     "clamp_limit",
+    "describe_value",
     "escape_like",
     "normalize_phone",
+    "redact_arguments",
     "validate_date",
     "validate_flag",
     "validate_id",
@@ -251,3 +253,48 @@ def validate_payloads(
         validate_payload(p, model, keys=keys, normalizers=normalizers, name=f"{name}[{i}]")
         for i, p in enumerate(payloads)
     ]
+
+
+# --- inputs in reports -----------------------------------------------------------------
+
+
+def describe_value(value: object) -> str:
+    """A description of *value* that carries no personal data (names, phones, messages).
+
+    Integer ids (``company_id=1``) are kept: they are what the reader at 3 a.m.
+    needs to find the row, and they identify no one outside the database.
+    """
+    if isinstance(value, str):
+        return f"<str, {len(value)} chars>"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+        return f"<{type(value).__name__}{_ids(fields)}>"
+    if isinstance(value, Mapping):
+        keys = ", ".join(sorted(map(str, value)))
+        return f"<mapping{_ids(value.items())}, keys: {keys}>"
+    if isinstance(value, Sized):
+        return f"<{type(value).__name__}, {len(value)} items>"
+    return f"<{type(value).__name__}>"
+
+
+def _ids(items: Iterable[tuple[object, object]]) -> str:
+    return "".join(
+        f" {key}={value}"
+        for key, value in items
+        if isinstance(key, str)
+        and key.endswith("_id")
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+    )
+
+
+def redact_arguments(names: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``extra=`` of a boundary: the call's arguments with *names* described, not shown.
+
+    Called by errorkit only when a failure is reported, never on success.
+    """
+
+    def redact(arguments: dict[str, Any]) -> dict[str, Any]:
+        return arguments | {n: describe_value(arguments[n]) for n in names if n in arguments}
+
+    return redact

@@ -386,6 +386,35 @@ def test_a_failed_read_raises_and_is_reported_once(unreachable_db: Database) -> 
     assert len(events) == 1
 
 
+def test_reports_describe_key_ids_and_values_never_show_them(unreachable_db: Database) -> None:
+    # Baileys key ids are JIDs, a phone number before the '@'; values are key material.
+    store = AuthStateStore(unreachable_db, "salon-1")
+    jid = "79686484488:1@s.whatsapp.net"
+    with capture_events() as events, pytest.raises(DataLayerError):
+        store.get_keys("session", [jid])
+    with capture_events() as more, pytest.raises(DataLayerError):
+        store.set_keys({"session": {jid: {"private": b"KEY-MATERIAL"}}})
+    events += more
+    assert events
+    text = json.dumps(events, default=str)
+    assert "968648" not in text
+    assert "KEY-MATERIAL" not in text
+    assert "<list, 1 items>" in events[0]["contexts"]["errorkit"]["arguments"]["ids"]
+
+
+def test_bad_key_ids_and_types_are_not_echoed_in_the_error() -> None:
+    store = AuthStateStore(_NoDatabase(), "ok")  # type: ignore[arg-type]
+    jid = "79686484488@s.whatsapp.net"
+    for call in (
+        lambda: store.get_keys("pre-key", [[jid]]),  # type: ignore[list-item]
+        lambda: store.get_keys(jid, ["1"]),
+        lambda: store.set_keys({jid: {"1": 1}}),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            call()
+        assert "968648" not in str(raised.value)
+
+
 # --- health ----------------------------------------------------------------------------
 
 

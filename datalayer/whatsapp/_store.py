@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from datalayer.errors import ValidationError
+from datalayer.validation import redact_arguments
 from datalayer.whatsapp._codec import decode_value, dumps_value
 from errorkit import captured
 
@@ -56,6 +57,10 @@ DEFAULT_KEY_TTLS: Mapping[str, timedelta | None] = {
 
 _OP = "whatsapp"
 
+# Key ids are JIDs (a phone number before the '@') and values are key material:
+# a report describes them (type and size), never shows them.
+_REDACT = redact_arguments(("creds", "ids", "data"))
+
 
 def validate_session_id(session_id: object) -> str:
     """Return ``session_id`` if it is 1-64 letters, digits, ``_`` or ``-``."""
@@ -68,13 +73,16 @@ def validate_session_id(session_id: object) -> str:
 
 def _validate_key_type(key_type: object) -> str:
     if not isinstance(key_type, str) or not _KEY_TYPE.fullmatch(key_type):
-        raise ValidationError(f"invalid WhatsApp key type: {key_type!r}")
+        raise ValidationError(
+            "WhatsApp key type must be 1 to 64 characters of letters, digits, '_', '.', ':' or '-'"
+        )
     return key_type
 
 
 def _key_id(key_id: object) -> str:
     if isinstance(key_id, bool) or not isinstance(key_id, str | int) or key_id == "":
-        raise ValidationError(f"invalid WhatsApp key id: {key_id!r}")
+        # The id is not echoed: a key id is often a JID, a phone number.
+        raise ValidationError("WhatsApp key id must be a non-empty string or an integer")
     text = str(key_id)
     # PostgreSQL text holds neither NUL nor lone surrogates; the byte limit keeps the
     # primary-key entry well under btree's maximum row size.
@@ -137,7 +145,7 @@ class AuthStateStore:
         creds = decode_value(row[0])
         return creds if isinstance(creds, dict) else {"value": creds}
 
-    @captured(_OP, "save_creds", expected=(ValidationError,))
+    @captured(_OP, "save_creds", expected=(ValidationError,), extra=_REDACT)
     def save_creds(self, creds: Mapping[str, Any]) -> None:
         """Store the creds document (it never expires)."""
         if not isinstance(creds, Mapping):
@@ -154,7 +162,7 @@ class AuthStateStore:
                 (self.session_id, document),
             )
 
-    @captured(_OP, "get_keys", expected=(ValidationError,))
+    @captured(_OP, "get_keys", expected=(ValidationError,), extra=_REDACT)
     def get_keys(self, key_type: str, ids: Iterable[str | int]) -> dict[str, Any]:
         """Live keys of ``key_type`` among ``ids``, by id; missing or expired ids are absent."""
         key_type = _validate_key_type(key_type)
@@ -172,7 +180,7 @@ class AuthStateStore:
             ).fetchall()
         return {key_id: decode_value(value) for key_id, value in rows}
 
-    @captured(_OP, "set_keys", expected=(ValidationError,))
+    @captured(_OP, "set_keys", expected=(ValidationError,), extra=_REDACT)
     def set_keys(self, data: Mapping[str, Mapping[str, Any]]) -> None:
         """Write ``{type: {id: value}}`` in one transaction; a None value deletes the key.
 
