@@ -36,6 +36,18 @@ def test_startup_option_is_refused(pgbouncer: PgBouncer) -> None:
 def test_prepared_statements_are_unsafe_across_transactions(pgbouncer: PgBouncer) -> None:
     # Why PgBouncer mode turns psycopg's prepared statements off: a statement
     # prepared on one server connection is unknown on the next one.
+    with (
+        psycopg.connect(pgbouncer.conninfo, autocommit=True) as client,
+        psycopg.connect(pgbouncer.conninfo) as other,
+    ):
+        other.execute("SELECT 1")  # its open transaction holds one server connection
+        client.execute("PREPARE probe AS SELECT 1")  # so this lands on another one
+        other.commit()  # LIFO reuse (server_round_robin = 0): the next statement gets it
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+            client.execute("EXECUTE probe")
+
+
+def test_prepare_threshold_none_prepares_nothing(pgbouncer: PgBouncer) -> None:
     with psycopg.connect(pgbouncer.conninfo, autocommit=True, prepare_threshold=None) as conn:
         for _ in range(20):
             conn.execute("SELECT 1")
