@@ -123,9 +123,15 @@ class Boundary:
         factory = self.default_factory
         return factory() if factory is not None else self.default
 
-    def _succeeded(self, elapsed: float) -> None:
-        duration_ms = elapsed * 1000.0
-        slow_ms = self.slow_ms if self.slow_ms is not None else settings.slow_ms
+    def _finished(self, started: float) -> None:
+        """Success bookkeeping, shared by every path: nothing is built unless a line is due."""
+        elapsed_ms = (perf_counter() - started) * 1000.0
+        slow_ms = settings.slow_ms if self.slow_ms is None else self.slow_ms
+        # slow_ms 0 turns the warning off (docs/error-handling.md), it is not "always slow".
+        if settings.debug or (slow_ms and elapsed_ms >= slow_ms):
+            self._succeeded(elapsed_ms, slow_ms)
+
+    def _succeeded(self, duration_ms: float, slow_ms: float) -> None:
         try:
             if slow_ms and duration_ms >= slow_ms:
                 _log.warning(
@@ -135,7 +141,7 @@ class Boundary:
                     duration_ms=round(duration_ms, 3),
                     slow_ms=slow_ms,
                 )
-            elif settings.debug:
+            else:
                 _log.debug(
                     "operation_completed",
                     component=self.component,
@@ -186,9 +192,7 @@ class Boundary:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
-        elapsed = perf_counter() - started
-        if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
-            self._succeeded(elapsed)
+        self._finished(started)
         return result
 
     async def _call_async(
@@ -201,9 +205,7 @@ class Boundary:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
-        elapsed = perf_counter() - started
-        if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
-            self._succeeded(elapsed)
+        self._finished(started)
         return result
 
     def _call_gen(
@@ -253,11 +255,6 @@ class Boundary:
                 raise
             except BaseException as thrown_in:
                 to_throw = thrown_in
-
-    def _finished(self, started: float) -> None:
-        elapsed = perf_counter() - started
-        if settings.debug or elapsed * 1000.0 >= (self.slow_ms or settings.slow_ms):
-            self._succeeded(elapsed)
 
     # --- context manager ------------------------------------------------------------------------
 

@@ -324,6 +324,32 @@ def test_slow_ms_default_comes_from_settings(
     assert [line["event"] for line in errorkit_logs] == ["operation_slow"]
 
 
+@pytest.mark.parametrize(("boundary_ms", "setting_ms"), [(0, 1.0), (None, 0.0), (0, 0.0)])
+def test_slow_ms_zero_turns_the_warning_off(
+    boundary_ms: float | None,
+    setting_ms: float,
+    errorkit_logs: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from errorkit import _boundary
+    from errorkit._config import settings
+
+    monkeypatch.setattr(settings, "slow_ms", setting_ms)
+    monkeypatch.setattr(settings, "debug", False)  # no operation_completed line either
+    built: list[float] = []
+    monkeypatch.setattr(_boundary.Boundary, "_succeeded", lambda self, ms, slow: built.append(ms))
+
+    @captured("c", "slow", slow_ms=boundary_ms)
+    def f() -> None:
+        time.sleep(0.01)
+
+    f()
+    assert errorkit_logs == []
+    assert built == []  # 0 is "off", not "every call is slow": nothing is even built
+
+
 def test_arguments_are_bound_by_name_with_extra(errorkit_events: list[dict[str, Any]]) -> None:
     @captured("c", extra={"tenant": 7, "a": "overridden"})
     def f(a: int, b: str = "dflt", *rest: int, **kw: Any) -> None:
