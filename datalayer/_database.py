@@ -8,7 +8,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
@@ -241,7 +241,7 @@ class Database:
     def _transaction(self, *, report: bool) -> Iterator[psycopg.Connection[Any]]:
         outer = self._tx.get()
         operation = "savepoint" if outer is not None else "transaction"
-        boundary = captured("database", operation, expected=_EXPECTED) if report else _no_boundary()
+        boundary = captured("database", operation, expected=_EXPECTED) if report else nullcontext()
         with boundary:
             if outer is not None:
                 try:
@@ -356,11 +356,6 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<Database {self.settings.service_name!r} max={self.settings.max_connections}>"
-
-
-@contextmanager
-def _no_boundary() -> Iterator[None]:
-    yield
 
 
 class _Lease:
