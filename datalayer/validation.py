@@ -203,19 +203,14 @@ def validate_payload(
     leaves out take the model's defaults, so an upsert always writes a full
     row, whichever way it was spelt.
     """
-    fields = {f.name for f in dataclasses.fields(model)}
-    required = {
-        f.name
-        for f in dataclasses.fields(model)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
+    fields, required = _model_fields(model)
     if isinstance(payload, model):
         row = {f: getattr(payload, f) for f in fields}
     elif isinstance(payload, Mapping):
-        unknown = sorted(str(k) for k in payload if k not in fields)
+        unknown = [k for k in payload if k not in fields]
         if unknown:
             raise ValidationError(
-                f"{name} has unknown fields for {model.__name__}: {', '.join(unknown)}"
+                f"{name} has unknown fields for {model.__name__}: {_field_names(unknown)}"
             )
         row = dict(payload)
     else:
@@ -232,6 +227,35 @@ def validate_payload(
         complete = model(**row)
         row = {f: getattr(complete, f) for f in fields}
     return row
+
+
+_MODEL_FIELDS: dict[type[Any], tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _model_fields(model: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """The field names of the dataclass *model*, and those without a default.
+
+    Computed once per model, not once per payload of a 10 000-row batch.
+    """
+    known = _MODEL_FIELDS.get(model)
+    if known is None:
+        fields = dataclasses.fields(model)
+        required = (
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        known = _MODEL_FIELDS[model] = (frozenset(f.name for f in fields), frozenset(required))
+    return known
+
+
+def _field_names(keys: list[object]) -> str:
+    """Unknown field names for a message. A key that is no identifier is counted, not
+    echoed: a mapping keyed by phone numbers, passed by mistake, must not reach a log line.
+    """
+    names = sorted(k for k in keys if isinstance(k, str) and k.isidentifier() and len(k) <= 64)
+    others = len(keys) - len(names)
+    return ", ".join(names + ([f"{others} other key(s)"] if others else []))
 
 
 def validate_payloads(

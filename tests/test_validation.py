@@ -280,6 +280,13 @@ def test_payload_unknown_key_is_refused() -> None:
         validate_payload({"yclients_id": 1, "company_id": 2, "clientPhone": "x"}, Row, keys=KEYS)
 
 
+def test_payload_unknown_key_that_is_no_field_name_is_counted_not_echoed() -> None:
+    payload = {"yclients_id": 1, "company_id": 2, "+7 968 648-44-88": "Ivan", 79686484488: 1}
+    with pytest.raises(ValidationError, match="2 other key") as raised:
+        validate_payload(payload, Row, keys=KEYS)
+    assert "968" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     "payload",
     [
