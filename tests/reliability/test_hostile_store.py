@@ -8,6 +8,7 @@ nothing else.
 
 from __future__ import annotations
 
+import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -112,17 +113,36 @@ def test_bytes_round_trip_exactly(store: AuthStateStore, value: bytes) -> None:
     assert store.load_creds() == {"noiseKey": {"private": value, "public": value[::-1]}}
 
 
+def documented_session_id(session_id: Any) -> bool:
+    """1 to 64 ASCII letters, digits, '_' or '-'."""
+    return (
+        isinstance(session_id, str)
+        and 1 <= len(session_id) <= 64
+        and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in session_id)
+    )
+
+
 @PROPERTY
-@given(session_id=st.one_of(hostile_text(), st.integers(), st.none(), st.binary(max_size=8)))
+@given(
+    session_id=st.one_of(
+        # valid ids too (hostile text rarely is one), and a length just past the limit
+        st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=65),
+        hostile_text(),
+        st.integers(),
+        st.none(),
+        st.binary(max_size=8),
+    )
+)
 def test_hostile_session_ids_are_validation_errors(store_db: Database, session_id: Any) -> None:
     try:
         store = AuthStateStore(store_db, session_id)
     except ValidationError:
+        assert not documented_session_id(session_id), "a valid session id was refused"
         return
     # Accepted ids are the documented alphabet, and usable.
     assert isinstance(session_id, str)
     assert 1 <= len(session_id) <= 64
-    assert all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in session_id)
+    assert documented_session_id(session_id)
     store.save_creds({"ok": True})
     assert store.load_creds() == {"ok": True}
     store.clear()
