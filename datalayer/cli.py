@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from datalayer._budget import add_budget_command
+from datalayer._budget import add_budget_command, positive_int
 from datalayer._console import Console, ProgressBar
 from errorkit import captured, classify, scrub
 
@@ -258,31 +258,21 @@ def _cmd_whatsapp_cleanup(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
 def _add_whatsapp(sub: Any) -> None:
     group = sub.add_parser("whatsapp", help="WhatsApp auth-state health and cleanup")
     commands = group.add_subparsers(dest="whatsapp_command", metavar="COMMAND", required=True)
 
     health = commands.add_parser("health", help="expired keys, keys per session, last cleanup")
     health.add_argument("--session", default=None, help="one session id (default: all)")
-    health.add_argument("--threshold", type=_positive_int, default=300, help="keys per session")
-    health.add_argument("--warning-expired", type=_positive_int, default=100)
-    health.add_argument("--critical-expired", type=_positive_int, default=500)
+    health.add_argument("--threshold", type=positive_int, default=300, help="keys per session")
+    health.add_argument("--warning-expired", type=positive_int, default=100)
+    health.add_argument("--critical-expired", type=positive_int, default=500)
     _json_flag(health)
     health.set_defaults(func=_cmd_whatsapp_health)
 
     cleanup = commands.add_parser("cleanup", help="delete expired keys in batches")
     cleanup.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-    cleanup.add_argument("--batch-size", type=_positive_int, default=5000)
+    cleanup.add_argument("--batch-size", type=positive_int, default=5000)
     _json_flag(cleanup)
     cleanup.set_defaults(func=_cmd_whatsapp_cleanup)
 
