@@ -8,10 +8,12 @@ its own database on that server and drops it at the end.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +64,36 @@ def pg_server_url() -> Iterator[str]:
         handle.cleanup()
 
 
+@contextmanager
+def database_on(server_url: str, prefix: str) -> Iterator[str]:
+    """Conninfo of a new empty database on ``server_url``, dropped on exit."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_url, dbname=name)
+    finally:
+        drop_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_server_url: str) -> Callable[[str], AbstractContextManager[str]]:
+    """``with new_database(prefix) as url``: an empty database of its own, dropped after."""
+    return functools.partial(database_on, pg_server_url)
+
+
 @pytest.fixture(scope="session")
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """Conninfo of a fresh database owned by this test session, dropped at the end."""
-    name = f"datalayer_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    try:
+    with database_on(pg_server_url, "datalayer_test") as url:
         yield url
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(scope="session")
@@ -135,18 +151,10 @@ def unreachable_db(pg_server_url: str) -> Iterator[Any]:
     """A migrated Database whose server-side database has been dropped under it."""
     from datalayer import Database, Settings, migrate
 
-    name = f"datalayer_test_gone_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    db = Database(make_conninfo(**params), Settings(pool_timeout=1.0, connect_timeout=1.0))
-    try:
+    with (
+        database_on(pg_server_url, "datalayer_test_gone") as url,
+        Database(url, Settings(pool_timeout=1.0, connect_timeout=1.0)) as db,
+    ):
         migrate(db)
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(pg_server_url, conninfo_to_dict(url)["dbname"])
         yield db
-    finally:
-        db.close()

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from datalayer import Database, DataLayerError, Settings, migrate
 from datalayer._migrate import MIGRATIONS_DIR, pending_migrations
@@ -66,18 +62,10 @@ DESIGN_SCHEMA: dict[str, tuple[set[str], set[str]]] = {
 
 
 @pytest.fixture
-def fresh_url(pg_server_url: str) -> Iterator[str]:
+def fresh_url(new_database: Any) -> Iterator[str]:
     """An empty database of its own, dropped afterwards."""
-    name = f"datalayer_migrate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    yield make_conninfo(**params)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with new_database("datalayer_migrate") as url:
+        yield url
 
 
 @pytest.fixture
