@@ -365,15 +365,14 @@ def test_order_keys_are_checked_before_any_sql(clients: ClientsRepository, order
 
 @PROPERTY
 @given(
-    column=st.one_of(hostile_identifier(sorted(COLUMNS)), st.sampled_from(sorted(COLUMNS))),
+    column=hostile_identifier(sorted(COLUMNS)),  # never a real column: those are stored
     value=hostile_text(),
 )
 def test_upsert_with_hostile_column_names_is_refused_before_any_sql(
     clients: ClientsRepository, column: str, value: str
 ) -> None:
+    assert column not in COLUMNS
     row = {"yclients_id": 1, "company_id": COMPANIES[1], column: value}
-    if column in COLUMNS:
-        return  # covered by the exact-storage property
     with SqlCounter(clients.db) as counter, pytest.raises(ValidationError):
         clients.upsert(row)
     with SqlCounter(clients.db) as counter2, pytest.raises(ValidationError):
