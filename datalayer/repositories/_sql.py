@@ -38,7 +38,6 @@ __all__ = [
     "build_upsert",
     "bulk_rows",
     "like_escape",
-    "matches_nothing",
     "row_values",
 ]
 
@@ -65,10 +64,15 @@ class Statement(sql.Composed):
 
 
 class Query(NamedTuple):
-    """A statement and its bound parameters."""
+    """A statement and its bound parameters.
+
+    ``matches_nothing``: a filter is an empty ``in`` list, so the answer is known
+    (no rows) and an executor need not send the statement at all.
+    """
 
     statement: sql.Composed
     params: list[Any]
+    matches_nothing: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,14 +135,18 @@ def _adapt(table: Table, column: str, value: Any) -> Any:
 # -- filters -------------------------------------------------------------------
 
 
-def _parse_filters(table: Table, filters: Filters | None) -> tuple[tuple[Any, ...], list[Any]]:
-    """Check ``filters``; return their shape (hashable) and parameters in order."""
+def _parse_filters(
+    table: Table, filters: Filters | None
+) -> tuple[tuple[Any, ...], list[Any], bool]:
+    """Check ``filters``; return their shape (hashable), parameters in order, and
+    whether they match nothing (an empty ``in`` list)."""
     if filters is None:
-        return (), []
+        return (), [], False
     if not isinstance(filters, Mapping):
         raise ValidationError(f"filters must be a mapping, got {type(filters).__name__}")
     shape: list[tuple[str, str, bool]] = []
     params: list[Any] = []
+    nothing = False
     columns = table.columns
     for column, spec in filters.items():
         if column not in columns:
@@ -165,8 +173,10 @@ def _parse_filters(table: Table, filters: Filters | None) -> tuple[tuple[Any, ..
                 if not isinstance(value, list | tuple | set | frozenset):
                     raise ValidationError(f"operator {op!r} on {column!r} needs a list of values")
                 values = [_adapt(table, column, v) for v in value]
-                if op == "not_in" and not values:
-                    continue  # excludes nothing
+                if not values:
+                    if op == "not_in":
+                        continue  # excludes nothing
+                    nothing = True
                 shape.append((column, op, False))
                 params.append(values)
                 continue
@@ -174,19 +184,7 @@ def _parse_filters(table: Table, filters: Filters | None) -> tuple[tuple[Any, ..
                 raise ValidationError(f"operator {op!r} on {column!r} needs a string pattern")
             shape.append((column, op, False))
             params.append(_adapt(table, column, value))
-    return tuple(shape), params
-
-
-def matches_nothing(filters: Filters | None) -> bool:
-    """True when a filter is an empty ``in`` list: the answer is empty without asking."""
-    if not filters:
-        return False
-    for spec in filters.values():
-        if isinstance(spec, Mapping):
-            value = spec.get("in")
-            if isinstance(value, list | tuple | set | frozenset) and not value:
-                return True
-    return False
+    return tuple(shape), params, nothing
 
 
 def _condition(table: Table, column: str, op: str, is_null: bool) -> sql.Composable:
@@ -290,7 +288,7 @@ def build_select(
     offset: int | None = None,
 ) -> Query:
     """``SELECT <every column> FROM table WHERE ... ORDER BY ... LIMIT ... OFFSET ...``."""
-    shape, params = _parse_filters(table, filters)
+    shape, params, nothing = _parse_filters(table, filters)
     order = _order_keys(table, order_by)
     limit = _count_arg("limit", limit)
     offset = _count_arg("offset", offset)
@@ -301,7 +299,7 @@ def build_select(
     statement = _select_statement(
         table, shape, order, bool(descending), limit is not None, offset is not None
     )
-    return Query(statement, params)
+    return Query(statement, params, nothing)
 
 
 @lru_cache(maxsize=256)
@@ -313,8 +311,8 @@ def _count_statement(table: Table, shape: tuple[Any, ...]) -> sql.Composed:
 
 def build_count(table: Table, filters: Filters | None = None) -> Query:
     """``SELECT count(*) FROM table WHERE ...``."""
-    shape, params = _parse_filters(table, filters)
-    return Query(_count_statement(table, shape), params)
+    shape, params, nothing = _parse_filters(table, filters)
+    return Query(_count_statement(table, shape), params, nothing)
 
 
 @lru_cache(maxsize=256)
@@ -326,8 +324,8 @@ def build_delete(table: Table, filters: Filters) -> Query:
     """``DELETE FROM table WHERE ...``; empty filters are refused (no accidental wipe)."""
     if not filters:
         raise ValidationError(f"refusing to delete every row of {table.name}: no filters")
-    shape, params = _parse_filters(table, filters)
-    return Query(_delete_statement(table, shape), params)
+    shape, params, nothing = _parse_filters(table, filters)
+    return Query(_delete_statement(table, shape), params, nothing)
 
 
 # -- writes ------------------------------------------------------------------------

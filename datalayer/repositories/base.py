@@ -42,7 +42,7 @@ class BaseRepository(Generic[RowT]):
     def find_one(self, filters: Filters | None = None) -> RowT | None:
         """The first row matching ``filters``, or None."""
         query = _sql.build_select(self.table, filters, limit=1)
-        if _sql.matches_nothing(filters):
+        if query.matches_nothing:
             return None
         with self.db.connection() as conn:
             cur = conn.cursor(row_factory=self._row_factory)
@@ -70,7 +70,7 @@ class BaseRepository(Generic[RowT]):
             limit=limit,
             offset=offset,
         )
-        if _sql.matches_nothing(filters):
+        if query.matches_nothing:
             return []
         with self.db.connection() as conn:
             cur = conn.cursor(row_factory=self._row_factory)
@@ -89,7 +89,7 @@ class BaseRepository(Generic[RowT]):
     def count(self, filters: Filters | None = None) -> int:
         """How many rows match ``filters``."""
         query = _sql.build_count(self.table, filters)
-        if _sql.matches_nothing(filters):
+        if query.matches_nothing:
             return 0
         with self.db.connection() as conn:
             row = conn.execute(query.statement, query.params).fetchone()
@@ -143,7 +143,7 @@ class BaseRepository(Generic[RowT]):
     def delete(self, filters: Filters) -> int:
         """Delete the rows matching ``filters`` (at least one filter); return how many."""
         query = _sql.build_delete(self.table, filters)
-        if _sql.matches_nothing(filters):
+        if query.matches_nothing:
             return 0
         with self.db.connection() as conn:
             cur = conn.execute(query.statement, query.params)

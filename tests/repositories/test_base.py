@@ -160,6 +160,16 @@ def test_identifiers_are_quoted_and_values_bound() -> None:
     assert query.params == ["x'; DROP TABLE clients; --", [1, 2]]
 
 
+def test_the_builders_say_when_a_query_matches_nothing() -> None:
+    # The pure builders know it, so any executor (sync or async) can skip the round trip.
+    table = ClientsRepository.table
+    for build in (_sql.build_select, _sql.build_count, _sql.build_delete):
+        assert build(table, {"name": "a", "yclients_id": {"in": []}}).matches_nothing
+        assert not build(table, {"yclients_id": {"in": [1]}}).matches_nothing
+        assert not build(table, {"yclients_id": {"not_in": []}}).matches_nothing
+    assert not _sql.build_select(table).matches_nothing
+
+
 def test_builders_cache_statements_by_shape_not_values() -> None:
     table = ClientsRepository.table
     a = _sql.build_select(table, {"name": "a"}, limit=1)
