@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import reprlib
 from collections.abc import Callable, Mapping
@@ -35,10 +36,15 @@ _PHONE = re.compile(r"(?<![\w.:/-])\+?\(?\d(?:[\s().-]{0,2}\d){9,14}(?![\w:])")
 _NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 
+# Text none of the patterns above can match (each needs a digit, '@', ':' or '='):
+# most keys and values of a log line, returned without running them.
+_INERT = re.compile(r"[^\d@:=]*")
+
 _MAX_DEPTH = 12
 _TOO_DEEP = "[nested too deep]"
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys, on every log line and event
 def is_secret_key(key: str) -> bool:
     """True when a mapping key names a value that must never be shown."""
     return _SECRET_KEY.search(key) is not None
@@ -66,7 +72,7 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 def scrub_text(text: str) -> str:
     """Mask secrets, e-mail addresses and phone numbers inside free text."""
-    if not text:
+    if not text or _INERT.fullmatch(text):
         return text
     if "://" in text:
         text = _URL_PASSWORD.sub(r"\1***\3", text)
@@ -86,8 +92,9 @@ def _walk(value: Any, depth: int, other: Callable[[Any], Any]) -> Any:
         # Deeper than the walk goes: hide a container rather than pass it on unmasked.
         return _TOO_DEEP
     if isinstance(value, Mapping):
+        # Keys are data too (a mapping keyed by phone number or e-mail address).
         return {
-            key: (
+            (scrub_text(key) if isinstance(key, str) else key): (
                 FILTERED
                 if isinstance(key, str) and value_is_set(item) and is_secret_key(key)
                 else _walk(item, depth + 1, other)

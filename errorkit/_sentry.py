@@ -62,9 +62,12 @@ def _scrub_node(value: Any, depth: int, in_data: bool) -> Any:
                     out[key] = item
                     continue
                 if is_secret_key(key) and value_is_set(item):
-                    out[key] = FILTERED
+                    out[scrub_text(key)] = FILTERED
                     continue
-            out[key] = _scrub_node(item, depth + 1, in_data or key in _DATA_KEYS)
+                # Keys are data too (a mapping keyed by phone number or e-mail address).
+                out[scrub_text(key)] = _scrub_node(item, depth + 1, in_data or key in _DATA_KEYS)
+                continue
+            out[key] = _scrub_node(item, depth + 1, in_data)
         return out
     if isinstance(value, list | tuple):
         return [_scrub_node(item, depth + 1, in_data) for item in value]

@@ -181,3 +181,50 @@ def test_objects_logged_as_values_are_rendered_then_masked() -> None:
     assert "44 88" in line["client"]
     assert line["items"][0] == "<Opaque +* *** *** 44 88>"
     assert line["count"] == 2
+
+
+def test_chained_causes_keys_log_context_and_request_data_are_masked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sentry_sdk
+    import structlog
+
+    from errorkit.testing import capture_events
+
+    errorkit.setup(env_file=None, log_format="json")
+
+    class DomainError(Exception):
+        pass
+
+    @captured("crm", "sync", reraise=False, extra={"by_phone": {PHONE: "x"}})
+    def sync(by_email: dict[str, int]) -> None:
+        try:
+            raise ValueError(f"connect {DSN} for {PHONE}")
+        except ValueError as exc:
+            raise DomainError(f"sync failed for {EMAIL}") from exc
+
+    def add_request(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        # What a web framework integration attaches.
+        event["request"] = {
+            "url": f"https://salon.example/clients?email={EMAIL}",
+            "query_string": f"phone={PHONE}&token={TOKEN}",
+            "headers": {"Authorization": f"Bearer {TOKEN}", "X-Contact": EMAIL},
+            "cookies": {"session": TOKEN},
+            "data": {"phone": PHONE, EMAIL: "key"},
+        }
+        return event
+
+    capsys.readouterr()
+    with capture_events() as events, sentry_sdk.new_scope() as scope:
+        scope.add_event_processor(add_request)
+        structlog.contextvars.bind_contextvars(**{f"caller {PHONE}": EMAIL})
+        try:
+            sync({EMAIL: 1})
+        finally:
+            structlog.contextvars.clear_contextvars()
+    (event,) = events
+    assert_clean(json.dumps(event))
+    assert len(event["exception"]["values"]) == 2  # the cause travelled, masked
+    (failed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert_clean(json.dumps(failed))
+    assert failed["event"] == "operation_failed"
