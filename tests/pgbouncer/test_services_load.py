@@ -139,9 +139,10 @@ def test_seven_services_share_eight_server_connections(
         columns = [c.name for c in cursor.description or ()]
         pools = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     dbname = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
-    for pool in pools:
-        if pool["database"] == dbname:
-            servers = sum(
-                int(pool[k]) for k in ("sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login")
-            )
-            assert servers <= pgbouncer.pool_size
+    ours = [pool for pool in pools if pool["database"] == dbname]
+    assert ours, f"no PgBouncer pool for {dbname}: {pools}"
+    for pool in ours:
+        servers = sum(
+            int(pool[k]) for k in ("sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login")
+        )
+        assert servers <= pgbouncer.pool_size
