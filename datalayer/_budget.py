@@ -20,9 +20,18 @@ import psycopg
 if TYPE_CHECKING:
     from datalayer._console import Console
 
-__all__ = ["Budget", "Verdict", "add_budget_command", "check_budget", "positive_int"]
+__all__ = [
+    "STATUS_BY_VERDICT",
+    "Budget",
+    "Verdict",
+    "add_budget_command",
+    "check_budget",
+    "positive_int",
+]
 
 Verdict = Literal["under", "at", "over"]
+#: The health status a verdict shows as (``pool budget`` and ``health`` alike).
+STATUS_BY_VERDICT: dict[str, str] = {"under": "ok", "at": "warning", "over": "critical"}
 
 _SETTINGS_SQL = """
 SELECT name, setting::int
@@ -224,7 +233,7 @@ def _run_budget_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_budget(budget: Budget, console: Console) -> None:
-    status = {"under": "ok", "at": "warning", "over": "critical"}[budget.verdict]
+    status = STATUS_BY_VERDICT[budget.verdict]
     console.heading(f"connection budget: {console.status(status)} ({budget.verdict})")
     console.print(budget.message)
     console.print()
