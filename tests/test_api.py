@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+import test_whatsapp
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from test_whatsapp import seed_keys
 
 from datalayer import Database
 from datalayer.api import create_app
@@ -21,17 +23,8 @@ from errorkit.testing import capture_events
 
 Serve = Callable[[Any], str]
 
-
-def _truncate(db: Database) -> None:
-    with db.connection() as conn:
-        conn.execute("TRUNCATE whatsapp_keys, whatsapp_auth, whatsapp_cleanup_runs")
-
-
-@pytest.fixture
-def wa_db(db: Database) -> Iterator[Database]:
-    _truncate(db)
-    yield db
-    _truncate(db)
+#: The WhatsApp tables emptied before and after (test_whatsapp's fixture).
+wa_db = test_whatsapp.wa_db
 
 
 @pytest.fixture
@@ -60,18 +53,6 @@ def serve() -> Iterator[Serve]:
     for server, thread in running:
         server.should_exit = True
         thread.join()
-
-
-def _seed_expired(db: Database, count: int) -> None:
-    with db.connection() as conn:
-        conn.execute(
-            """
-            INSERT INTO whatsapp_keys (session_id, key_type, key_id, value, expires_at)
-            SELECT 's' || (n / 50), 'pre-key', n::text, '{}'::jsonb, now() - interval '1 hour'
-            FROM generate_series(1, %s) AS n
-            """,
-            (count,),
-        )
 
 
 def _wait_for(condition: Callable[[], bool], attempts: int = 200) -> None:
@@ -121,7 +102,7 @@ def test_health_db_reports_pool_budget_and_latency(db: Database, serve: Serve) -
 def test_whatsapp_health_status_codes_per_band(
     wa_db: Database, serve: Serve, expired: int, status: str, code: int
 ) -> None:
-    _seed_expired(wa_db, expired)
+    seed_keys(wa_db, expired, expired=True, session_prefix="s")
     base = serve(create_app(wa_db))
     response = httpx.get(f"{base}/health/whatsapp")
     assert response.status_code == code
@@ -131,14 +112,18 @@ def test_whatsapp_health_status_codes_per_band(
 
 
 def test_whatsapp_health_of_one_session_and_a_bad_session_id(wa_db: Database, serve: Serve) -> None:
-    _seed_expired(wa_db, 600)
+    seed_keys(wa_db, 600, expired=True, session_prefix="s")
     base = serve(create_app(wa_db))
     response = httpx.get(f"{base}/health/whatsapp", params={"session_id": "nobody"})
     assert response.status_code == 200
     assert response.json()["session_id"] == "nobody"
+    # The other sessions' 600 expired keys are not this session's.
+    assert response.json()["expired_keys"] == 0
+    assert response.json()["status"] == "healthy"
     bad = httpx.get(f"{base}/health/whatsapp", params={"session_id": "no spaces/allowed"})
     assert bad.status_code == 400
     assert bad.json()["status"] == "invalid"
+    assert "no spaces" not in bad.text  # the refused input is not echoed
 
 
 def test_unreachable_database(unreachable_db: Database, serve: Serve) -> None:

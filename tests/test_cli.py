@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import test_whatsapp
+from test_whatsapp import seed_keys
 
 from datalayer import Database
 from datalayer._console import Console, ProgressBar
@@ -25,6 +26,9 @@ _SCRIPT = shutil.which("datalayer", path=str(Path(sys.executable).parent)) or sh
     "datalayer"
 )
 COMMAND = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "datalayer"]
+
+#: The WhatsApp tables emptied before and after (test_whatsapp's fixture).
+wa_db = test_whatsapp.wa_db
 
 _CONNECTION_VARIABLES = (
     "DATABASE_URL",
@@ -59,29 +63,6 @@ def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Com
 @pytest.fixture
 def pg_env(pg_url: str) -> dict[str, str]:
     return _env(DATABASE_URL=pg_url)
-
-
-@pytest.fixture
-def wa_db(db: Database) -> Iterator[Database]:
-    def truncate() -> None:
-        with db.connection() as conn:
-            conn.execute("TRUNCATE whatsapp_keys, whatsapp_auth, whatsapp_cleanup_runs")
-
-    truncate()
-    yield db
-    truncate()
-
-
-def _seed_expired(db: Database, count: int) -> None:
-    with db.connection() as conn:
-        conn.execute(
-            """
-            INSERT INTO whatsapp_keys (session_id, key_type, key_id, value, expires_at)
-            SELECT 'cli-' || (n / 50), 'session', n::text, '{}'::jsonb, now() - interval '1 hour'
-            FROM generate_series(1, %s) AS n
-            """,
-            (count,),
-        )
 
 
 def test_help_lists_every_command() -> None:
@@ -151,7 +132,7 @@ def test_whatsapp_health_exit_codes(pg_env: dict[str, str], wa_db: Database) -> 
     healthy = run("whatsapp", "health", "--json", env=pg_env)
     assert healthy.returncode == 0, healthy.stderr
     assert json.loads(healthy.stdout)["status"] == "healthy"
-    _seed_expired(wa_db, 600)
+    seed_keys(wa_db, 600, expired=True, session_prefix="cli", key_type="session")
     critical = run("whatsapp", "health", "--json", env=pg_env)
     assert critical.returncode == 1
     assert json.loads(critical.stdout)["status"] == "critical"
@@ -162,7 +143,7 @@ def test_whatsapp_health_exit_codes(pg_env: dict[str, str], wa_db: Database) -> 
 
 
 def test_whatsapp_cleanup_dry_run_then_real(pg_env: dict[str, str], wa_db: Database) -> None:
-    _seed_expired(wa_db, 120)
+    seed_keys(wa_db, 120, expired=True, session_prefix="cli", key_type="session")
     dry = run("whatsapp", "cleanup", "--dry-run", env=pg_env)
     assert dry.returncode == 0, dry.stderr
     assert "120" in dry.stdout
