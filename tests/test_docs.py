@@ -3,6 +3,7 @@ with the default the code really uses."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import re
@@ -93,3 +94,44 @@ def test_errorkit_defaults_in_the_error_handling_guide_are_the_code_s() -> None:
         "ERRORKIT_REPR_LIMIT": _as_documented(defaults.repr_limit),
     }
     assert logging.getLevelName(defaults.log_level).lower() == documented["ERRORKIT_LOG_LEVEL"]
+
+
+_COMMAND = re.compile(r"`datalayer ([^`]*)`")
+_WORDS = re.compile(r"\s*((?:[a-z]+ ?)+)(.*)")
+
+
+def _documented_commands() -> list[Any]:
+    """``(command words, flags)`` of every `datalayer ...` in README.md and docs/
+    (`datalayer a | b [--x]` lists commands a and b)."""
+    found: dict[tuple[str, ...], set[str]] = {}
+    for doc in ("README.md", *(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))):
+        for text in _COMMAND.findall(_documented(doc)):
+            for alternative in text.split("|"):
+                match = _WORDS.match(alternative)
+                assert match, f"{doc}: `datalayer {text}`"
+                flags = found.setdefault(tuple(match.group(1).split()), set())
+                flags.update(re.findall(r"--[a-z][a-z-]*", match.group(2)))
+    return [pytest.param(path, sorted(flags), id=" ".join(path)) for path, flags in found.items()]
+
+
+def _subparser(parser: argparse.ArgumentParser, word: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[word]
+            return chosen
+    raise AssertionError(f"no command {word!r}")
+
+
+@pytest.mark.parametrize(("path", "flags"), _documented_commands())
+def test_documented_cli_commands_and_flags_exist(path: tuple[str, ...], flags: list[str]) -> None:
+    from datalayer.cli import build_parser
+
+    parser = build_parser()
+    for word in path:
+        parser = _subparser(parser, word)
+    known = {option for action in parser._actions for option in action.option_strings}
+    assert set(flags) <= known, f"datalayer {' '.join(path)}: {sorted(set(flags) - known)}"
+
+
+def test_documented_commands_are_found() -> None:
+    assert ("pool", "budget") in {p.values[0] for p in _documented_commands()}
