@@ -12,6 +12,7 @@ import structlog
 
 from errorkit._boundary import Boundary
 from errorkit._report import active
+from errorkit._scrub import scrub_text
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,11 +34,22 @@ def _request_id(scope: Scope, header: bytes) -> str:
     return uuid.uuid4().hex
 
 
-def _route(scope: Scope) -> str:
+def _masked_path(scope: Scope) -> str:
+    """The request path with personal data masked segment by segment.
+
+    A URL path is user input (``/clients/by-phone/79686484488``), but scrub_text
+    leaves digits after a '/' alone (file paths); masking each segment on its own
+    keeps a phone number out of the log context, the operation and the fingerprint.
+    """
+    path = str(scope.get("path") or "/")
+    return "/".join(scrub_text(segment) for segment in path.split("/"))
+
+
+def _route(scope: Scope, masked_path: str) -> str:
     """The route template (``/clients/{id}``) when the framework matched one, else the path."""
     route = scope.get("route")
     path = getattr(route, "path", None) or getattr(route, "path_format", None)
-    return str(path or scope.get("path") or "/")
+    return str(path or masked_path)
 
 
 class ErrorkitMiddleware:
@@ -80,16 +92,17 @@ class ErrorkitMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        boundary = Boundary(self.component, f"{method} {scope.get('path', '/')}", reraise=False)
+        path = _masked_path(scope)
+        boundary = Boundary(self.component, f"{method} {path}", reraise=False)
         started = perf_counter()
         with structlog.contextvars.bound_contextvars(
-            request_id=request_id, method=method, path=scope.get("path", "/")
+            request_id=request_id, method=method, path=path
         ):
             token = active.set((boundary, active.get(), None))
             try:
                 await self.app(scope, receive, send_with_request_id)
             except Exception as exc:
-                boundary.operation = f"{method} {_route(scope)}"
+                boundary.operation = f"{method} {_route(scope, path)}"
                 boundary._failed(exc, started, None, (), {})
                 if response_started:
                     return
