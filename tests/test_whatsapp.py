@@ -24,7 +24,7 @@ from datalayer.whatsapp import (
     dumps_value,
     encode_value,
 )
-from errorkit.testing import capture_events
+from errorkit.testing import capture_events, capture_logs
 
 WHATSAPP_TABLES = "whatsapp_keys, whatsapp_auth, whatsapp_cleanup_runs"
 
@@ -532,9 +532,14 @@ def test_cleanup_of_10000_expired_keys_in_batches(wa_db: Database) -> None:
     seed_keys(wa_db, 300, expired=False, session_prefix="live", key_type="session")
     AuthStateStore(wa_db, "keeper").set_keys({"identity-key": {"a": {"k": b"id"}}})
     calls: list[tuple[int, int]] = []
-    result = cleanup_expired_keys(
-        wa_db, batch_size=1000, progress=lambda done, total: calls.append((done, total))
-    )
+    with capture_logs() as logs:
+        result = cleanup_expired_keys(
+            wa_db, batch_size=1000, progress=lambda done, total: calls.append((done, total))
+        )
+    completed = [line for line in logs if line.get("event") == "whatsapp_cleanup_completed"]
+    assert len(completed) == 1
+    assert completed[0]["deleted"] == 10_000
+    assert completed[0]["batches"] == 10
     assert result["deleted"] == 10_000
     assert result["batches"] == 10
     assert result["dry_run"] is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from datalayer.errors import ValidationError
 from errorkit import captured, get_logger
@@ -19,8 +19,7 @@ __all__ = ["CleanupResult", "cleanup_expired_keys"]
 ProgressCallback = Callable[[int, int], None]
 
 
-def _log() -> Any:
-    return get_logger("datalayer.whatsapp")
+_log = get_logger("datalayer.whatsapp")
 
 
 class CleanupResult(TypedDict):
@@ -64,7 +63,7 @@ def cleanup_expired_keys(
             "dry_run": True,
             "batches": 0,
         }
-        _log().info("whatsapp_cleanup_dry_run", would_delete=total)
+        _log.info("whatsapp_cleanup_dry_run", would_delete=total)
         return result
 
     deleted = 0
@@ -103,7 +102,7 @@ def cleanup_expired_keys(
         _record_run(db, started_at, cutoff, deleted, batches, batch_size, started, exc)
         raise
     duration_ms = _record_run(db, started_at, cutoff, deleted, batches, batch_size, started, None)
-    _log().info(
+    _log.info(
         "whatsapp_cleanup_completed",
         deleted=deleted,
         batches=batches,
@@ -151,5 +150,5 @@ def _record_run(
         if error is None:
             raise
         # The run already failed; its own error is what gets reported.
-        _log().debug("whatsapp_cleanup_record_failed", exc_info=True)
+        _log.debug("whatsapp_cleanup_record_failed", exc_info=True)
     return duration_ms
