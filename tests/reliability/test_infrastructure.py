@@ -45,7 +45,14 @@ def test_stop_really_stops_and_start_keeps_data(cluster: ThrowawayServer) -> Non
 
 
 def test_restart_is_measured(cluster: ThrowawayServer) -> None:
+    held = admin_connect(cluster.url)
     seconds = cluster.restart()
+    try:
+        # A real restart: the session opened before it is gone.
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("SELECT 1")
+    finally:
+        held.close()
     assert seconds > 0
     assert cluster.is_running()
 
