@@ -10,7 +10,7 @@ same SQL text.
 
 Usage::
 
-    python benchmarks/load.py [--threads 200] [--calls 20000] [--rounds 2]
+    python benchmarks/load.py [--threads 200] [--calls 20000] [--rounds 3]
 
 The server is ``TEST_DATABASE_URL``, ``DATABASE_URL`` or 127.0.0.1:5432 (user
 postgres). The script creates its own database, seeds it, and drops it at the end.
