@@ -218,6 +218,9 @@ def test_argument_whose_repr_raises_costs_a_fallback_text() -> None:
     arguments = event["contexts"]["errorkit"]["arguments"]
     assert "value" in arguments
     assert isinstance(arguments["value"], str)
+    # The fallback names what could not be shown, and nothing of the failed repr.
+    assert "ReprRaises" in arguments["value"]
+    assert "exploded" not in arguments["value"]
 
 
 # --- the phone normaliser ------------------------------------------------------
