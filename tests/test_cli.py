@@ -162,7 +162,10 @@ def test_whatsapp_cleanup_dry_run_then_real(pg_env: dict[str, str], wa_db: Datab
 
 def test_unreachable_database_exits_1(tmp_path: Path) -> None:
     env = _env(
-        DATABASE_URL="host=127.0.0.1 port=1 dbname=nothing user=nobody connect_timeout=1",
+        DATABASE_URL=(
+            "host=127.0.0.1 port=1 dbname=nothing user=nobody password=Sup3rS3cret"
+            " connect_timeout=1"
+        ),
         POSTGRES_POOL_TIMEOUT="1",
     )
     result = run("health", "--json", env=env)
@@ -178,6 +181,10 @@ def test_unreachable_database_exits_1(tmp_path: Path) -> None:
     assert cleanup.returncode == 1
     assert cleanup.stdout == ""
     assert "failed" in cleanup.stderr
+    human = run("health", env=env)
+    assert human.returncode == 1
+    for output in (result, whatsapp, cleanup, human):
+        assert "Sup3rS3cret" not in output.stdout + output.stderr  # nor in the log lines
 
 
 @pytest.mark.slow
