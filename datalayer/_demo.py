@@ -295,6 +295,11 @@ def _show_report(
         )
 
 
+def _lines(logs: Sequence[Mapping[str, Any]], event: str) -> int:
+    """How many of the captured log lines are *event*: the demo shows exactly one."""
+    return sum(1 for line in logs if line.get("event") == event)
+
+
 def _level(line: Mapping[str, Any]) -> str:
     return str(line.get("level") or line.get("log_level") or "").lower()
 
@@ -319,7 +324,7 @@ def provoke_invalid_input(dl: DataLayer, console: Console) -> bool:
             return False
     _show_report(console, logs, events)
     console.print("  (expected failures are logged as operation_rejected, never sent to Sentry)")
-    return not events
+    return not events and _lines(logs, "operation_rejected") == 1
 
 
 def provoke_database_failure(dl: DataLayer, db: Database, console: Console) -> bool:
@@ -344,7 +349,7 @@ def provoke_database_failure(dl: DataLayer, db: Database, console: Console) -> b
             console.print("  unexpected: the read did not fail")
             return False
     _show_report(console, logs, events)
-    return len(events) == 1
+    return len(events) == 1 and _lines(logs, "operation_failed") == 1
 
 
 def run_demo(console: Console) -> bool:
