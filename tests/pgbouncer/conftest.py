@@ -292,5 +292,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         bypass = rerun and _bypasses_pgbouncer(item, here, suite)
         (dropped if bypass else keep).append(item)
     if dropped:
+        # A re-run module left with nothing would pass without running anything.
+        emptied = {i.module.__name__ for i in dropped} - {
+            i.module.__name__ for i in keep if getattr(i, "module", None) is not None
+        }
+        if emptied:
+            raise pytest.UsageError(f"every test of {sorted(emptied)} bypasses PgBouncer")
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
