@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from datalayer._budget import add_budget_command, positive_int
+from datalayer._budget import STATUS_BY_VERDICT, add_budget_command, positive_int
 from datalayer._console import Console, ProgressBar
 from errorkit import captured, classify, scrub
 
@@ -156,7 +156,8 @@ def _cmd_health(args: argparse.Namespace, console: Console) -> int:
     ]
     budget = report.get("budget")
     if isinstance(budget, dict):
-        rows.append(("budget", console.status(_budget_status(budget)), budget.get("message", "")))
+        status = STATUS_BY_VERDICT.get(budget.get("verdict", ""), "-")
+        rows.append(("budget", console.status(status), budget.get("message", "")))
     console.table(["check", "status", "detail"], rows)
     pool = report.get("pool")
     if isinstance(pool, dict) and pool:
@@ -164,10 +165,6 @@ def _cmd_health(args: argparse.Namespace, console: Console) -> int:
         console.heading("pool")
         console.fields(pool)
     return EXIT_OK if healthy else EXIT_FAILED
-
-
-def _budget_status(budget: dict[str, Any]) -> str:
-    return {"under": "ok", "at": "warning", "over": "critical"}.get(budget.get("verdict", ""), "-")
 
 
 def _add_health(sub: Any) -> None:
