@@ -19,6 +19,7 @@ from errorkit._report import (
     Failure,
     Node,
     active,
+    line_fields,
     report_failure,
     report_rejection,
     reported_event_id,
@@ -136,17 +137,13 @@ class Boundary:
             if slow_ms and duration_ms >= slow_ms:
                 _log.warning(
                     "operation_slow",
-                    component=self.component,
-                    operation=self.operation,
-                    duration_ms=round(duration_ms, 3),
+                    **line_fields(self, duration_ms),
                     slow_ms=slow_ms,
                 )
             else:
                 _log.debug(
                     "operation_completed",
-                    component=self.component,
-                    operation=self.operation,
-                    duration_ms=round(duration_ms, 3),
+                    **line_fields(self, duration_ms),
                 )
         except Exception:
             pass

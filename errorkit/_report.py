@@ -134,6 +134,15 @@ def boundary_chain() -> list[str]:
 # --- reporting -----------------------------------------------------------------------------
 
 
+def line_fields(boundary: Boundary, duration_ms: float) -> dict[str, Any]:
+    """The fields every log line of a boundary starts with."""
+    return {
+        "component": boundary.component,
+        "operation": boundary.operation,
+        "duration_ms": round(duration_ms, 3),
+    }
+
+
 def _message(exc: BaseException) -> str:
     try:
         text = str(exc)
@@ -156,9 +165,7 @@ def report_rejection(boundary: Boundary, exc: Exception, duration_ms: float) -> 
     _mark(exc, _REJECTED, "1")
     _log.warning(
         "operation_rejected",
-        component=boundary.component,
-        operation=boundary.operation,
-        duration_ms=round(duration_ms, 3),
+        **line_fields(boundary, duration_ms),
         error_type=_type_name(exc),
         error_kind=classify(exc),
         error_message=_message(exc),
@@ -183,9 +190,7 @@ def report_failure(
         if settings.debug:
             _log.debug(
                 "operation_failure_propagated",
-                component=boundary.component,
-                operation=boundary.operation,
-                duration_ms=round(duration_ms, 3),
+                **line_fields(boundary, duration_ms),
                 error_type=_type_name(exc),
             )
         return (previous or None), False
@@ -221,9 +226,7 @@ def report_failure(
     if line.send:
         _log.error(
             "operation_failed",
-            component=boundary.component,
-            operation=boundary.operation,
-            duration_ms=round(duration_ms, 3),
+            **line_fields(boundary, duration_ms),
             error_type=type_name,
             error_kind=kind,
             error_message=_message(exc),
