@@ -40,6 +40,14 @@ _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 # most keys and values of a log line, returned without running them.
 _INERT = re.compile(r"[^\d@:=]*")
 
+# A URL's path, or the target of an HTTP request line (access logs, httpx): user
+# input, where a phone number can be a whole segment (/clients/79686484488), which
+# _PHONE leaves alone after a '/' (file paths). Masked segment by segment.
+_URL_PATH = re.compile(
+    r"(?:\b[a-zA-Z][\w+.-]*://[^\s/]*|\b(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) )"
+    r"(/[^\s\"'<>]*)"
+)
+
 _MAX_DEPTH = 12
 _TOO_DEEP = "[nested too deep]"
 
@@ -70,12 +78,20 @@ def _mask_phone(match: re.Match[str]) -> str:
     return "".join(reversed(out))
 
 
+def _mask_url_path(match: re.Match[str]) -> str:
+    head = match.group(0)[: match.start(1) - match.start(0)]
+    segments = match.group(1).split("/")
+    return head + "/".join(_PHONE.sub(_mask_phone, segment) for segment in segments)
+
+
 def scrub_text(text: str) -> str:
     """Mask secrets, e-mail addresses and phone numbers inside free text."""
     if not text or _INERT.fullmatch(text):
         return text
     if "://" in text:
         text = _URL_PASSWORD.sub(r"\1***\3", text)
+    if "/" in text:
+        text = _URL_PATH.sub(_mask_url_path, text)
     text = _INLINE_SECRET.sub(r"\1***", text)
     if "@" in text:
         text = _EMAIL.sub("[email]", text)

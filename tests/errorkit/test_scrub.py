@@ -34,6 +34,11 @@ def assert_clean(text: str) -> None:
         ("host=db password=hunter2 user=app", "host=db password=*** user=app"),
         ("{'token': 'abc'}", "{'token': '***'}"),
         ("Authorization: Bearer abc.def", "Authorization: ***"),
+        (
+            "HTTP Request: GET http://testserver/clients/79686484488?x=1 500",
+            "HTTP Request: GET http://testserver/clients/*******4488?x=1 500",
+        ),
+        ('"GET /by-phone/79686484488 HTTP/1.1" 200', '"GET /by-phone/*******4488 HTTP/1.1" 200'),
     ],
 )
 def test_scrub_masks_text(raw: str, masked: str) -> None:
