@@ -220,6 +220,8 @@ def report_failure(
                 event_id = None
             if event_id:
                 _mark(exc, _REPORTED, event_id)
+            else:
+                storm.event_not_sent(key, decision.suppressed)
     line, evicted_lines = storm.admit_log_line(key)
     if line.suppressed:
         _log_suppressed(boundary.component, boundary.operation, type_name, kind, line.suppressed)

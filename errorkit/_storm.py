@@ -80,6 +80,11 @@ class _Channel:
         budget.pending += 1
         return _HOLD, evicted
 
+    def give_back(self, key: Hashable, count: int) -> None:
+        budget = self._budgets.get(key)
+        if budget is not None:
+            budget.pending += count
+
     def drain(self) -> list[tuple[Hashable, int]]:
         out = [(key, b.pending) for key, b in self._budgets.items() if b.pending]
         for b in self._budgets.values():
@@ -130,6 +135,12 @@ class StormControl:
             return _SEND, []
         with self._lock:
             return self.log_lines.admit(key)
+
+    def event_not_sent(self, key: Hashable, carried: int) -> None:
+        """An admitted event was not sent: the count it carried waits for the next one."""
+        if carried:
+            with self._lock:
+                self.events.give_back(key, carried)
 
     def drain(self) -> tuple[list[tuple[Hashable, int]], list[tuple[Hashable, int]]]:
         """Take every pending count: (events, log lines), each a list of (key, count)."""

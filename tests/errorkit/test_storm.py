@@ -210,3 +210,30 @@ def test_bad_budget_variable_names_itself(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ERRORKIT_EVENTS_PER_MINUTE", "many")
     with pytest.raises(ValueError, match="ERRORKIT_EVENTS_PER_MINUTE"):
         errorkit.setup(env_file=None)
+
+
+def test_a_count_carried_by_an_event_that_failed_to_send_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sentry_sdk
+
+    clock = Clock()
+    real_capture = sentry_sdk.capture_exception
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("sdk bug")
+
+    with (
+        capture_events() as events,
+        storm_control(events_per_minute=1, log_lines_per_minute=0, clock=clock),
+    ):
+        get_client(Outage())  # sent
+        for _ in range(5):
+            get_client(Outage())  # held back
+        clock.now += 61
+        monkeypatch.setattr(sentry_sdk, "capture_exception", explode)
+        get_client(Outage())  # admitted with 5 carried, but the send fails
+        monkeypatch.setattr(sentry_sdk, "capture_exception", real_capture)
+        clock.now += 61
+        get_client(Outage())  # sent, carrying the 5 again
+    assert [e["contexts"]["errorkit"]["suppressed"] for e in events] == [0, 5]
