@@ -281,8 +281,12 @@ def test_success_logs_completed_at_debug(errorkit_logs: list[dict[str, Any]]) ->
     assert line["duration_ms"] >= 0
 
 
-def test_completed_line_is_not_built_when_debug_is_off() -> None:
+def test_completed_line_is_not_built_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from errorkit import _boundary
     from errorkit.testing import capture_logs
+
+    built: list[float] = []
+    monkeypatch.setattr(_boundary.Boundary, "_succeeded", lambda self, ms, slow: built.append(ms))
 
     @captured("c", "quick")
     def f() -> int:
@@ -291,6 +295,7 @@ def test_completed_line_is_not_built_when_debug_is_off() -> None:
     with capture_logs(level="info") as logs:
         f()
     assert logs == []
+    assert built == []  # not built and then filtered: not built at all
 
 
 def test_slow_call_logs_a_warning(errorkit_logs: list[dict[str, Any]]) -> None:
