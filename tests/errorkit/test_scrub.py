@@ -233,3 +233,18 @@ def test_chained_causes_keys_log_context_and_request_data_are_masked(
     (failed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert_clean(json.dumps(failed))
     assert failed["event"] == "operation_failed"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "79686484488:1@s.whatsapp.net",  # a WhatsApp id with a device suffix
+        "key id 79686484488:12 refused",
+        "205498712345678:3@lid",
+    ],
+)
+def test_a_phone_followed_by_a_device_suffix_is_masked(text: str) -> None:
+    digits = "".join(ch for ch in text.split(":")[0] if ch.isdigit())
+    masked = scrub(text)
+    assert digits not in masked
+    assert digits[-4:] in masked  # the last four digits are kept, as for any phone
