@@ -24,18 +24,14 @@ a busy machine than wall time), and the ratios facade / raw (target: within
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from _common import scratch_database
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
@@ -48,28 +44,6 @@ COMPANY_ID = 1
 TYPED_PHONE = "8 (968) 648-44-88"
 STORED_PHONE = "79686484488"
 CLIENTS = 1_000
-
-
-def server_url() -> str:
-    return (
-        os.environ.get("TEST_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    )
-
-
-@contextmanager
-def scratch_database(server: str) -> Iterator[str]:
-    name = f"facade_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def measure(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
@@ -89,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="alternating rounds per side")
     args = parser.parse_args(argv)
 
-    with scratch_database(server_url()) as url:
+    with scratch_database("facade_bench") as url:
         settings = Settings(service_name="facade-bench")
         with Database(url, settings) as db:
             migrate(db)

@@ -12,47 +12,24 @@ import dataclasses
 import os
 import statistics
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
+from _common import scratch_database, server_url
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
 from datalayer import Database, Settings, migrate
 from datalayer.models import Client
 from datalayer.repositories import ClientsRepository, _sql
 
-SERVER = (
-    os.environ.get("TEST_DATABASE_URL")
-    or os.environ.get("DATABASE_URL")
-    or "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
+SERVER = server_url()
 # Single-row calls run in short alternating batches, so load from anything else on the
 # machine hits both sides alike; the figure is the median of the per-batch means.
 BATCHES = 60
 BULK_ROWS = 100_000
 TYPES = ["bigint", "bigint", "text", "text", "text", "date", "integer", "text[]", "jsonb"]
 ROW_BY_ROW_SAMPLE = 1_000  # row by row is timed on a sample and scaled to BULK_ROWS
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    name = f"datalayer_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(SERVER)
-    params["dbname"] = name
-    try:
-        yield make_conninfo(**params)
-    finally:
-        with psycopg.connect(SERVER, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def per_call_us(fn: Callable[[int], object], calls: int) -> float:
@@ -89,7 +66,7 @@ def client(i: int, company_id: int = 1) -> Client:
 
 
 def main() -> None:
-    with scratch_database() as url:
+    with scratch_database("datalayer_bench", SERVER) as url:
         settings = Settings(max_connections=2, service_name="bench")
         with Database(url, settings) as db:
             migrate(db)
