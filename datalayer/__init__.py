@@ -3,8 +3,12 @@
 from datalayer._budget import Budget, check_budget
 from datalayer._config import Settings
 from datalayer._database import Database
-from datalayer._facade import DataLayer, HealthReport
+from datalayer._database_async import AsyncDatabase
+from datalayer._facade import DataLayer
+from datalayer._facade_async import AsyncDataLayer
 from datalayer._migrate import migrate
+from datalayer._migrate_async import migrate_async
+from datalayer._policy import HealthReport
 from datalayer.errors import (
     ConflictError,
     DataLayerError,
@@ -16,6 +20,8 @@ from datalayer.errors import (
 from datalayer.whatsapp import AuthStateStore, check_session_health, cleanup_expired_keys
 
 __all__ = [
+    "AsyncDataLayer",
+    "AsyncDatabase",
     "AuthStateStore",
     "Budget",
     "ConflictError",
@@ -32,4 +38,5 @@ __all__ = [
     "check_session_health",
     "cleanup_expired_keys",
     "migrate",
+    "migrate_async",
 ]

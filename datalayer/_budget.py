@@ -8,38 +8,34 @@ superusers (and, on PostgreSQL 16+, for ``pg_use_reserved_connections``).
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import psycopg
 
-if TYPE_CHECKING:
-    from datalayer._console import Console
-
 __all__ = [
+    "IN_USE_SQL",
+    "SETTINGS_SQL",
     "STATUS_BY_VERDICT",
     "Budget",
     "Verdict",
-    "add_budget_command",
+    "budget_from_rows",
     "check_budget",
-    "positive_int",
+    "check_plan",
 ]
 
 Verdict = Literal["under", "at", "over"]
 #: The health status a verdict shows as (``pool budget`` and ``health`` alike).
 STATUS_BY_VERDICT: dict[str, str] = {"under": "ok", "at": "warning", "over": "critical"}
 
-_SETTINGS_SQL = """
+SETTINGS_SQL = """
 SELECT name, setting::int
 FROM pg_settings
 WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')
 """
 
-_IN_USE_SQL = """
+IN_USE_SQL = """
 SELECT coalesce(nullif(application_name, ''), '(none)') AS application, count(*)::int
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
@@ -48,10 +44,12 @@ ORDER BY 2 DESC, 1
 """
 
 
-class _ConnectionSource(Protocol):
-    """Anything that lends a connection the way ``Database.connection()`` does."""
+class _BudgetSource(Protocol):
+    """A ``Database``: it reads its own budget through one pooled connection."""
 
-    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+    def budget(
+        self, *, expected_services: int | None = ..., max_size: int | None = ...
+    ) -> Budget: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class Budget:
 
 
 def check_budget(
-    source: psycopg.Connection[Any] | _ConnectionSource,
+    source: psycopg.Connection[Any] | _BudgetSource,
     *,
     expected_services: int,
     max_size: int,
@@ -97,14 +95,36 @@ def check_budget(
     """Read the server's limits and current connections, and judge the planned pools.
 
     ``source`` is an open psycopg connection or a ``Database`` (one pooled
-    connection is borrowed for two catalogue reads).
+    connection is borrowed for two catalogue reads; ``AsyncDatabase.budget()``
+    is the awaitable form).
     """
+    if not isinstance(source, psycopg.Connection):
+        return source.budget(expected_services=expected_services, max_size=max_size)
+    check_plan(expected_services, max_size)
+    settings = source.execute(SETTINGS_SQL).fetchall()
+    in_use = source.execute(IN_USE_SQL).fetchall()
+    return budget_from_rows(
+        settings, in_use, expected_services=expected_services, max_size=max_size
+    )
+
+
+def check_plan(expected_services: object, max_size: object) -> None:
+    """Refuse a plan that is not two positive integers (before any SQL)."""
     for name, value in (("expected_services", expected_services), ("max_size", max_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    with _borrow(source) as conn:
-        settings = dict(conn.execute(_SETTINGS_SQL).fetchall())
-        in_use = {str(app): int(count) for app, count in conn.execute(_IN_USE_SQL).fetchall()}
+
+
+def budget_from_rows(
+    settings_rows: Iterable[Sequence[Any]],
+    in_use_rows: Iterable[Sequence[Any]],
+    *,
+    expected_services: int,
+    max_size: int,
+) -> Budget:
+    """The verdict from the rows of ``SETTINGS_SQL`` and ``IN_USE_SQL``."""
+    settings = {str(row[0]): int(row[1]) for row in settings_rows}
+    in_use = {str(row[0]): int(row[1]) for row in in_use_rows}
     max_connections = int(settings["max_connections"])
     reserved = int(settings.get("superuser_reserved_connections", 0)) + int(
         settings.get("reserved_connections", 0)
@@ -159,96 +179,3 @@ def _judge(
         verdict=verdict,
         message=message,
     )
-
-
-@contextmanager
-def _borrow(
-    source: psycopg.Connection[Any] | _ConnectionSource,
-) -> Iterator[psycopg.Connection[Any]]:
-    if isinstance(source, psycopg.Connection):
-        yield source
-    else:
-        with source.connection() as conn:
-            yield conn
-
-
-# --- `datalayer pool budget` ---------------------------------------------------------
-
-
-def add_budget_command(commands: Any) -> None:
-    """Register ``budget`` on the ``datalayer pool`` subparsers (``cli.POOL_REGISTRARS``)."""
-    parser = commands.add_parser(
-        "budget",
-        help="the server's connection slots against services x pool size",
-        description=(
-            "Reads max_connections, reserved slots and the connections in use (by "
-            "application_name) from the server and judges the planned pools. "
-            "Exit code 1 when the plan is over budget."
-        ),
-    )
-    parser.add_argument(
-        "--services",
-        type=positive_int,
-        default=None,
-        help="services sharing the server (default POSTGRES_EXPECTED_SERVICES)",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=positive_int,
-        default=None,
-        help="pool max size per service (default POSTGRES_MAX_CONNECTIONS)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(func=_run_budget_command)
-
-
-def positive_int(text: str) -> int:
-    """argparse ``type=``: an integer of at least 1 (every ``datalayer`` command uses it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _run_budget_command(args: argparse.Namespace, console: Console) -> int:
-    from datalayer._database import Database
-
-    db = Database.from_env()
-    try:
-        budget = check_budget(
-            db,
-            expected_services=args.services or db.settings.expected_services,
-            max_size=args.max_size or db.settings.max_connections,
-        )
-    finally:
-        db.close()
-    if args.json:
-        console.print(json.dumps(budget.as_dict(), indent=2))
-    else:
-        _print_budget(budget, console)
-    return 1 if budget.verdict == "over" else 0
-
-
-def _print_budget(budget: Budget, console: Console) -> None:
-    status = STATUS_BY_VERDICT[budget.verdict]
-    console.heading(f"connection budget: {console.status(status)} ({budget.verdict})")
-    console.print(budget.message)
-    console.print()
-    console.fields(
-        {
-            "max_connections": budget.max_connections,
-            "reserved": budget.reserved,
-            "available": budget.available,
-            "planned": (
-                f"{budget.planned} ({budget.expected_services} services x {budget.max_size})"
-            ),
-            "spare": budget.spare,
-            "in use now": budget.in_use_total,
-        }
-    )
-    if budget.in_use_by_application:
-        console.print()
-        console.table(["application_name", "connections"], budget.in_use_by_application.items())

@@ -1,144 +1,64 @@
-"""The connection pool, connection checkout and transactions."""
+# WARNING: generated from _database_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
+"""The connection pool, connection checkout and transactions, for asyncio.
+
+This is the source of ``_database.py`` too: ``tools/async_to_sync.py`` generates
+the sync ``Database`` from ``Database``, so the two differ only in awaits.
+What does no I/O is shared in ``_database_base.py``.
+"""
 
 from __future__ import annotations
 
-import math
-import random
-import select
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from datalayer._budget import Budget, check_budget
+from datalayer._budget import IN_USE_SQL, SETTINGS_SQL, Budget, budget_from_rows, check_plan
 from datalayer._config import Settings, conninfo_from_env
-from datalayer.errors import (
-    RETRYABLE_SQLSTATES,
-    DataLayerError,
-    NotFoundError,
-    TransientError,
-    ValidationError,
-    translate,
-)
-from errorkit import captured, get_logger
+from datalayer._database_base import EXPECTED, DatabaseBase
+from datalayer.errors import RETRYABLE_SQLSTATES, DataLayerError, TransientError, translate
+from errorkit import captured
 
-__all__ = ["Database"]
+__all__ = ["Database", "PooledConnection"]
 
 T = TypeVar("T")
-
-
-# errorkit's loggers are lazy: they follow setup() and capture_logs() made later.
-_log = get_logger("datalayer.database")
-
-
-# Caller-side outcomes: a transaction boundary logs them as rejected, never as failures.
-_EXPECTED = (ValidationError, NotFoundError)
-# A checkout slower than this may have queued for a connection.
-_WAIT_NOTICE_S = 0.001
-# At most one pool warning of each kind per this many seconds.
-_WARN_INTERVAL_S = 60.0
-_RETRY_BASE_DELAY_S = 0.05
 
 
 class PooledConnection(psycopg.Connection[TupleRow]):
     """A pool connection that remembers when it was last handed back."""
 
     last_used: float = 0.0
-    poller: select.poll | None = None
+    poller: Any = None
 
 
-class _RateLimitedWarning:
-    """One warning line per interval; the lines held back are counted into the next."""
-
-    def __init__(self, event: str, interval: float = _WARN_INTERVAL_S) -> None:
-        self.event = event
-        self.interval = interval
-        self._next = 0.0
-        self._suppressed = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, **fields: Any) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next:
-                self._suppressed += 1
-                return
-            self._next = now + self.interval
-            suppressed, self._suppressed = self._suppressed, 0
-        _log.warning(self.event, suppressed=suppressed, **fields)
-
-
-def _socket_readable(conn: PooledConnection) -> bool:
-    # An idle connection has nothing to read; data or EOF means the server spoke
-    # first (terminate message, shutdown) or the peer closed the socket.
-    poller = conn.poller
-    if poller is None:
-        poller = conn.poller = select.poll()
-        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    return bool(poller.poll(0))
-
-
-class Database:
+class Database(DatabaseBase):
     """A PostgreSQL database behind a tuned ``psycopg_pool.ConnectionPool``.
 
     Single statements run on autocommit connections; ``transaction()`` pins one
-    connection to the current context, and every repository call inside uses it.
+    connection to the current task, and every repository call inside uses it.
+    Open it inside the running event loop: ``with Database.from_env()
+    as db:``, or ``db.open()`` and later ``db.close()``.
     """
 
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
-        self.settings = settings if settings is not None else Settings.from_env()
-        s = self.settings
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "application_name": s.service_name,
-            "connect_timeout": max(1, math.ceil(s.connect_timeout)),
-        }
-        if s.pgbouncer:
-            # Transaction pooling: no prepared statements, no session settings.
-            kwargs["prepare_threshold"] = None
-        else:
-            # Added to the conninfo's own options (search_path and the like), not over them.
-            own = conninfo_to_dict(conninfo).get("options") or ""
-            timeout = f"-c statement_timeout={self._statement_timeout_ms()}"
-            kwargs["options"] = f"{own} {timeout}".strip()
-        self._tx: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
-            f"datalayer_tx_{id(self)}", default=None
-        )
-        # Connections lent out right now; set.add/discard need no lock.
-        self._lent: set[PooledConnection] = set()
-        self._warn_usage = _RateLimitedWarning("pool_usage_high")
-        self._warn_wait = _RateLimitedWarning("pool_callers_waiting")
+        super().__init__(conninfo, settings)
         self.pool: ConnectionPool[PooledConnection] = ConnectionPool(
             conninfo,
             connection_class=PooledConnection,
-            kwargs=kwargs,
-            min_size=s.min_connections,
-            max_size=s.max_connections,
-            timeout=s.pool_timeout,
-            max_lifetime=s.max_lifetime,
-            max_idle=s.max_idle,
-            name=s.service_name,
             configure=self._configure,
-            open=False,
+            **self._pool_options(),
         )
-        self.pool.open(wait=False)
-        try:
-            self._check_budget()
-        except BaseException:
-            self.pool.close()
-            raise
+        self.open()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Database:
-        """A Database from ``DATABASE_URL`` / ``POSTGRES_*``, else an embedded server."""
+        """A database from ``DATABASE_URL`` / ``POSTGRES_*``, else an embedded server."""
         settings = Settings.from_env(environ)
         conninfo = conninfo_from_env(environ)
         if conninfo is None:
@@ -147,203 +67,30 @@ class Database:
             conninfo = start_embedded(environ)
         return cls(conninfo, settings)
 
-    # -- connections -------------------------------------------------------
+    # -- lifecycle -----------------------------------------------------------------
 
-    @staticmethod
-    def _configure(conn: PooledConnection) -> None:
-        conn.last_used = time.monotonic()
+    def open(self) -> None:
+        """Open the pool (connections are made in the background) and check the budget.
 
-    def _statement_timeout_ms(self) -> int:
-        return max(1, round(self.settings.statement_timeout * 1000))
-
-    def _usable(self, conn: PooledConnection) -> bool:
-        """Is this idle connection alive? A socket poll; a round trip only when long idle."""
-        try:
-            if conn.closed:
-                return False
-            if (
-                time.monotonic() - conn.last_used <= self.settings.check_idle_after
-                and not _socket_readable(conn)
-            ):
-                return True
-            conn.execute("")
-        except (psycopg.Error, OSError, ValueError):
-            return False
-        return True
-
-    def _checkout(self) -> PooledConnection:
-        deadline = time.monotonic() + self.settings.pool_timeout
-        # Every connection lent out: this caller queues for one to come back.
-        queued = len(self._lent) >= self.settings.max_connections
-        while True:
-            started = time.monotonic()
-            try:
-                conn = self.pool.getconn(timeout=max(deadline - started, 0.001))
-            except PoolClosed as exc:
-                raise DataLayerError("this Database is closed") from exc
-            except PoolTimeout as exc:
-                self._warn_wait(
-                    waited_ms=round((time.monotonic() - started) * 1000), **self.stats()
-                )
-                raise translate(exc) from exc
-            waited = time.monotonic() - started
-            try:
-                usable = self._usable(conn)
-            except BaseException:
-                self.pool.putconn(conn)  # interrupted: never lose the connection
-                raise
-            if usable:
-                break
-            _log.info("pool_connection_replaced", reason="dead on checkout")
-            conn.close()
-            self.pool.putconn(conn)
-        self._lent.add(conn)
-        lent = len(self._lent)
-        if queued or waited > _WAIT_NOTICE_S:
-            stats = self.stats()
-            # Waiting while the pool opened its first connections is not contention;
-            # others still queued, or a pool at its maximum, is.
-            if queued or stats["requests_waiting"] or stats["pool_size"] >= stats["pool_max"]:
-                self._warn_wait(waited_ms=round(waited * 1000, 3), **stats)
-        if lent / self.settings.max_connections >= self.settings.pool_usage_warn:
-            stats = self.stats()
-            if stats["usage"] >= self.settings.pool_usage_warn:
-                self._warn_usage(**stats)
-        return conn
-
-    def _checkin(self, conn: PooledConnection) -> None:
-        self._lent.discard(conn)
-        conn.last_used = time.monotonic()
-        self.pool.putconn(conn)
-
-    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        """The current transaction's connection, else a pooled autocommit one.
-
-        psycopg errors raised inside leave as ``datalayer.errors`` kinds.
+        Idempotent. A server that is down is not an error here: calls fail as
+        ``TransientError`` until it is back.
         """
-        return _Lease(self)
-
-    def in_transaction(self) -> bool:
-        """True inside ``transaction()`` / ``run_in_transaction`` in this context."""
-        return self._tx.get() is not None
-
-    # -- transactions --------------------------------------------------------
-
-    def transaction(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        """A transaction (a savepoint when nested), yielding its connection.
-
-        It is an errorkit boundary (component ``database``): a failure rolls back
-        this level, is reported once and re-raised.
-        """
-        return self._transaction(report=True)
-
-    @contextmanager
-    def _transaction(self, *, report: bool) -> Iterator[psycopg.Connection[Any]]:
-        outer = self._tx.get()
-        operation = "savepoint" if outer is not None else "transaction"
-        boundary = captured("database", operation, expected=_EXPECTED) if report else nullcontext()
-        with boundary:
-            if outer is not None:
-                try:
-                    with outer.transaction():
-                        yield outer
-                except psycopg.Error as exc:
-                    raise translate(exc) from exc
-                return
-            conn = self._checkout()
-            token = self._tx.set(conn)
-            try:
-                with conn.transaction():
-                    if self.settings.pgbouncer:
-                        conn.execute(
-                            f"SET LOCAL statement_timeout = {self._statement_timeout_ms()}"
-                        )
-                    yield conn
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
-            finally:
-                self._tx.reset(token)
-                self._checkin(conn)
-
-    def run_in_transaction(self, fn: Callable[[], T], *, retries: int = 3) -> T:
-        """Run ``fn()`` in a transaction; retry it on serialization failure or deadlock.
-
-        Up to ``retries`` more attempts, with jittered exponential backoff. Nested in
-        a running transaction it becomes a savepoint and is not retried (the outer
-        transaction is what failed). Reported once, as component ``database``.
-        """
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValidationError(f"retries must be a non-negative integer, got {retries!r}")
-        if self.in_transaction():
-            with self.transaction():
-                return fn()
-        with captured("database", "run_in_transaction", expected=_EXPECTED):
-            attempt = 0
-            while True:
-                try:
-                    with self._transaction(report=False):
-                        return fn()
-                except TransientError as exc:
-                    if exc.sqlstate not in RETRYABLE_SQLSTATES or attempt >= retries:
-                        raise
-                    attempt += 1
-                    delay = _RETRY_BASE_DELAY_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-                    _log.warning(
-                        "transaction_retry",
-                        attempt=attempt,
-                        retries=retries,
-                        sqlstate=exc.sqlstate,
-                        delay_ms=round(delay * 1000),
-                    )
-                    time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    # -- monitoring --------------------------------------------------------
-
-    def ping(self) -> float:
-        """One ``SELECT 1`` round trip through the pool, in milliseconds."""
-        with self.connection() as conn:
-            started = time.perf_counter()
-            conn.execute("SELECT 1").fetchone()
-            return (time.perf_counter() - started) * 1000
-
-    def stats(self) -> dict[str, Any]:
-        """The pool's figures, with ``in_use`` and ``usage`` (in-use / max size)."""
-        stats: dict[str, Any] = dict(self.pool.get_stats())
-        in_use = stats["pool_size"] - stats["pool_available"]
-        stats["in_use"] = in_use
-        stats["usage"] = in_use / stats["pool_max"]
-        return stats
-
-    def budget(self) -> Budget:
-        """This service's share of the server's connection slots (see ``datalayer._budget``)."""
-        return check_budget(
-            self,
-            expected_services=self.settings.expected_services,
-            max_size=self.settings.max_connections,
-        )
-
-    def _check_budget(self) -> None:
-        # A server that is down at start is an outage, not a bad setting: the service
-        # comes up, the pool keeps reconnecting, and calls fail as TransientError
-        # (reads degrade) until the server is back.
-        try:
-            budget = self.budget()
-        except DataLayerError as exc:
-            _log.warning(
-                "pool_budget_unchecked", error_type=type(exc).__name__, error_kind=exc.kind
-            )
+        if self._opened:
             return
-        if budget.verdict == "over":
-            _log.warning("pool_over_budget", **budget.as_dict())
-
-    # -- lifecycle -----------------------------------------------------------
+        self.pool.open(wait=False)
+        self._opened = True
+        try:
+            self._check_budget()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close the pool and every connection in it."""
         self.pool.close()
 
     def __enter__(self) -> Database:
+        self.open()
         return self
 
     def __exit__(
@@ -354,8 +101,181 @@ class Database:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<Database {self.settings.service_name!r} max={self.settings.max_connections}>"
+    # -- connections -------------------------------------------------------------------
+
+    @staticmethod
+    def _configure(conn: PooledConnection) -> None:
+        conn.last_used = time.monotonic()
+
+    def _usable(self, conn: PooledConnection) -> bool:
+        """Is this idle connection alive? A socket poll; a round trip only when long idle."""
+        try:
+            quick = self._quick_check(conn)
+            if quick is not None:
+                return quick
+            conn.execute("")
+        except (psycopg.Error, OSError, ValueError):
+            return False
+        return True
+
+    def _checkout(self, timeout: float | None = None) -> PooledConnection:
+        budget = self.settings.pool_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        queued = self._queued()
+        while True:
+            started = time.monotonic()
+            try:
+                conn = self.pool.getconn(timeout=max(deadline - started, 0.001))
+            except PoolClosed as exc:
+                raise self._not_open(exc) from exc
+            except PoolTimeout as exc:
+                self._timed_out(started)
+                raise translate(exc) from exc
+            waited = time.monotonic() - started
+            try:
+                usable = self._usable(conn)
+            except BaseException:
+                self.pool.putconn(conn)  # interrupted: never lose the connection
+                raise
+            if usable:
+                break
+            self._replaced()
+            conn.close()
+            self.pool.putconn(conn)
+        self._lent_out(conn, queued=queued, waited=waited)
+        return conn
+
+    def _checkin(self, conn: PooledConnection) -> None:
+        self._returned(conn)
+        self.pool.putconn(conn)
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """The current transaction's connection, else a pooled autocommit one.
+
+        psycopg errors raised inside leave as ``datalayer.errors`` kinds.
+        """
+        return _Lease(self)
+
+    # -- transactions --------------------------------------------------------------------
+
+    def transaction(
+        self, *, report: bool = True
+    ) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A transaction (a savepoint when nested), yielding its connection.
+
+        It is an errorkit boundary (component ``database``): a failure rolls back
+        this level, is reported once and re-raised. ``report=False`` is for plain
+        code whose caller reports (the repositories' ``bulk_upsert``): the same
+        transaction, no boundary.
+        """
+        return self._transaction(report=report)
+
+    @contextmanager
+    def _transaction(self, *, report: bool) -> Iterator[psycopg.Connection[Any]]:
+        outer = self._current()
+        operation = "savepoint" if outer is not None else "transaction"
+        boundary = captured("database", operation, expected=EXPECTED) if report else nullcontext()
+        with boundary:
+            if outer is not None:
+                try:
+                    with outer.transaction():
+                        yield outer
+                except psycopg.Error as exc:
+                    raise translate(exc) from exc
+                return
+            conn = self._checkout()
+            token = self._enter_transaction(conn)
+            try:
+                with conn.transaction():
+                    if self.settings.pgbouncer:
+                        conn.execute(
+                            f"SET LOCAL statement_timeout = {self._statement_timeout_ms()}"
+                        )
+                    yield conn
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+            finally:
+                self._leave_transaction(token)
+                self._checkin(conn)
+
+    def run_in_transaction(
+        self,
+        fn: Callable[[], T],
+        *,
+        retries: int = 3,
+    ) -> T:
+        """Run ``fn()`` in a transaction; retry it on serialization failure or deadlock.
+
+        Up to ``retries`` more attempts, with jittered exponential backoff. Nested in
+        a running transaction it becomes a savepoint and is not retried (the outer
+        transaction is what failed). Reported once, as component ``database``.
+        """
+        retries = self._check_retries(retries)
+        if self.in_transaction():
+            with self.transaction():
+                return fn()
+        with captured("database", "run_in_transaction", expected=EXPECTED):
+            attempt = 0
+            while True:
+                try:
+                    with self._transaction(report=False):
+                        return fn()
+                except TransientError as exc:
+                    if exc.sqlstate not in RETRYABLE_SQLSTATES or attempt >= retries:
+                        raise
+                    attempt += 1
+                    time.sleep(self._retry_delay(attempt, retries, exc.sqlstate))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- monitoring ------------------------------------------------------------------
+
+    def ping(self, *, timeout: float | None = None) -> float:
+        """One ``SELECT 1`` round trip through the pool, in milliseconds.
+
+        ``timeout`` bounds the wait for a connection (default: the pool timeout);
+        past it the ping raises ``TimeoutError``.
+        """
+        conn = self._current()
+        lease = None
+        if conn is None:
+            try:
+                conn = lease = self._checkout(timeout)
+            except TransientError as exc:
+                if timeout is None or not isinstance(exc.__cause__, PoolTimeout):
+                    raise
+                raise TimeoutError(f"no connection for the ping within {timeout}s") from exc
+        try:
+            started = time.perf_counter()
+            cur = conn.execute("SELECT 1")
+            cur.fetchone()
+            return (time.perf_counter() - started) * 1000
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            if lease is not None:
+                self._checkin(lease)
+
+    def budget(
+        self, *, expected_services: int | None = None, max_size: int | None = None
+    ) -> Budget:
+        """This service's share of the server's connection slots (see ``datalayer._budget``)."""
+        services = (
+            self.settings.expected_services if expected_services is None else expected_services
+        )
+        size = self.settings.max_connections if max_size is None else max_size
+        check_plan(services, size)
+        with self.connection() as conn:
+            settings = (conn.execute(SETTINGS_SQL)).fetchall()
+            in_use = (conn.execute(IN_USE_SQL)).fetchall()
+        return budget_from_rows(settings, in_use, expected_services=services, max_size=size)
+
+    def _check_budget(self) -> None:
+        try:
+            budget = self.budget()
+        except DataLayerError as exc:
+            self._budget_unchecked(exc)
+            return
+        self._judge_budget(budget)
 
 
 class _Lease:
@@ -368,9 +288,9 @@ class _Lease:
         self._conn: PooledConnection | None = None
 
     def __enter__(self) -> psycopg.Connection[Any]:
-        current = self._db._tx.get()
+        current = self._db._current()
         if current is not None:
-            return current
+            return current  # type: ignore[no-any-return]
         self._conn = self._db._checkout()
         return self._conn
 

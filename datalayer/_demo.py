@@ -19,8 +19,9 @@ from typing import Any
 from datalayer._config import conninfo_from_env, default_data_dir
 from datalayer._console import Console, ProgressBar
 from datalayer._database import Database
-from datalayer._facade import POLICY_ATTRIBUTE, DataLayer
+from datalayer._facade import DataLayer
 from datalayer._migrate import migrate
+from datalayer._policy import POLICY_ATTRIBUTE
 from datalayer.errors import DataLayerError, ValidationError
 from datalayer.models import Booking, Client, Company, DialogContext, Service, Staff, StaffSchedule
 from datalayer.repositories import BookingsRepository, StaffRepository

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from datalayer._budget import STATUS_BY_VERDICT, add_budget_command, positive_int
+from datalayer._budget import STATUS_BY_VERDICT, Budget, check_budget
 from datalayer._console import Console, ProgressBar
 from errorkit import captured, classify, scrub
 
@@ -272,6 +272,88 @@ def _add_whatsapp(sub: Any) -> None:
     cleanup.add_argument("--batch-size", type=positive_int, default=5000)
     _json_flag(cleanup)
     cleanup.set_defaults(func=_cmd_whatsapp_cleanup)
+
+
+# --- `datalayer pool budget` -------------------------------------------------------
+
+
+def add_budget_command(commands: Any) -> None:
+    """Register ``budget`` on the ``datalayer pool`` subparsers (``POOL_REGISTRARS``)."""
+    parser = commands.add_parser(
+        "budget",
+        help="the server's connection slots against services x pool size",
+        description=(
+            "Reads max_connections, reserved slots and the connections in use (by "
+            "application_name) from the server and judges the planned pools. "
+            "Exit code 1 when the plan is over budget."
+        ),
+    )
+    parser.add_argument(
+        "--services",
+        type=positive_int,
+        default=None,
+        help="services sharing the server (default POSTGRES_EXPECTED_SERVICES)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=positive_int,
+        default=None,
+        help="pool max size per service (default POSTGRES_MAX_CONNECTIONS)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=_run_budget_command)
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer of at least 1 (every ``datalayer`` command uses it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _run_budget_command(args: argparse.Namespace, console: Console) -> int:
+    from datalayer._database import Database
+
+    db = Database.from_env()
+    try:
+        budget = check_budget(
+            db,
+            expected_services=args.services or db.settings.expected_services,
+            max_size=args.max_size or db.settings.max_connections,
+        )
+    finally:
+        db.close()
+    if args.json:
+        console.print(json.dumps(budget.as_dict(), indent=2))
+    else:
+        _print_budget(budget, console)
+    return 1 if budget.verdict == "over" else 0
+
+
+def _print_budget(budget: Budget, console: Console) -> None:
+    status = STATUS_BY_VERDICT[budget.verdict]
+    console.heading(f"connection budget: {console.status(status)} ({budget.verdict})")
+    console.print(budget.message)
+    console.print()
+    console.fields(
+        {
+            "max_connections": budget.max_connections,
+            "reserved": budget.reserved,
+            "available": budget.available,
+            "planned": (
+                f"{budget.planned} ({budget.expected_services} services x {budget.max_size})"
+            ),
+            "spare": budget.spare,
+            "in use now": budget.in_use_total,
+        }
+    )
+    if budget.in_use_by_application:
+        console.print()
+        console.table(["application_name", "connections"], budget.in_use_by_application.items())
 
 
 # --- pool ----------------------------------------------------------------------------

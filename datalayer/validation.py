@@ -16,7 +16,6 @@ from datetime import date, datetime
 from typing import Any
 
 from datalayer.errors import ValidationError
-from datalayer.repositories._sql import like_escape
 
 __all__ = [
     "MAX_LIMIT",
@@ -175,9 +174,12 @@ def validate_order_by(value: object, allowed: Collection[str], *, name: str = "o
     return value
 
 
-#: Escape ``\\``, ``%`` and ``_`` so a search term matches itself in ``LIKE``
-#: (the repositories' own escaping: one definition of it).
-escape_like = like_escape
+def escape_like(text: str) -> str:
+    """Escape ``%``, ``_`` and ``\\`` so ``text`` matches literally inside a LIKE pattern.
+
+    The one definition of it: the repositories' name search uses it too.
+    """
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 Normalizer = Callable[[Any], Any]

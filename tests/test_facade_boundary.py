@@ -10,7 +10,7 @@ import pytest
 import wrapt
 
 from datalayer import Database, DataLayer, HealthReport, Settings
-from datalayer._facade import POLICY_ATTRIBUTE, Policy
+from datalayer._policy import POLICY_ATTRIBUTE, Policy
 from datalayer.errors import ValidationError
 from errorkit import Boundary, captured
 from errorkit.testing import capture_events, capture_logs

@@ -142,7 +142,7 @@ def _call(facade: DataLayer, method: str) -> Any:
 
 
 def test_calls_cover_every_facade_method() -> None:
-    from datalayer._facade import POLICY_ATTRIBUTE
+    from datalayer._policy import POLICY_ATTRIBUTE
 
     declared = {
         name

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from datalayer import Database, DataLayer
-from datalayer._facade import POLICY_ATTRIBUTE as POLICY
+from datalayer._policy import POLICY_ATTRIBUTE as POLICY
 from datalayer.errors import ValidationError
 from datalayer.models import Company
 from errorkit.testing import capture_events, capture_logs

@@ -24,6 +24,7 @@ from psycopg.abc import AdaptContext
 from psycopg.types.json import Jsonb
 
 from datalayer.errors import ValidationError
+from datalayer.validation import escape_like as like_escape
 
 __all__ = [
     "OPERATORS",
@@ -110,11 +111,6 @@ class Table:
         if not isinstance(column, str) or column not in self.columns:
             raise ValidationError(f"unknown {role} {column!r} for table {self.name}")
         return column
-
-
-def like_escape(text: str) -> str:
-    """Escape ``%``, ``_`` and ``\\`` so ``text`` matches literally inside a LIKE pattern."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _dumps_json(value: Any) -> str:

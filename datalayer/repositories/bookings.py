@@ -1,3 +1,5 @@
+# WARNING: generated from bookings_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The bookings repository."""
 
 from __future__ import annotations
@@ -7,30 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from datalayer.models import Booking
-from datalayer.repositories._sql import Table
+from datalayer.repositories import _tables as tables
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["BookingsRepository"]
 
 
 class BookingsRepository(BaseRepository[Booking]):
-    table = Table(
-        "bookings",
-        {
-            "yclients_record_id": "bigint",
-            "company_id": "bigint",
-            "datetime": "timestamptz",
-            "client_yclients_id": "bigint",
-            "client_phone": "text",
-            "staff_id": "bigint",
-            "service_ids": "integer[]",
-            "status": "text",
-            "cost": "numeric",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("yclients_record_id", "company_id"),
-    )
+    table = tables.BOOKINGS
     row_type = Booking
 
     def find_for_client(

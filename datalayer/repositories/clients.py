@@ -1,32 +1,19 @@
+# WARNING: generated from clients_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The clients repository."""
 
 from __future__ import annotations
 
 from datalayer.models import Client
-from datalayer.repositories._sql import Table, like_escape
+from datalayer.repositories import _tables as tables
+from datalayer.repositories._sql import like_escape
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["ClientsRepository"]
 
 
 class ClientsRepository(BaseRepository[Client]):
-    table = Table(
-        "clients",
-        {
-            "yclients_id": "bigint",
-            "company_id": "bigint",
-            "name": "text",
-            "phone": "text",
-            "email": "text",
-            "last_visit_date": "date",
-            "visit_count": "integer",
-            "tags": "text[]",
-            "preferences": "jsonb",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("yclients_id", "company_id"),
-    )
+    table = tables.CLIENTS
     row_type = Client
 
     def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Client | None:

@@ -1,29 +1,18 @@
+# WARNING: generated from companies_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The companies (salons) repository."""
 
 from __future__ import annotations
 
 from datalayer.models import Company
-from datalayer.repositories._sql import Table
+from datalayer.repositories import _tables as tables
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["CompaniesRepository"]
 
 
 class CompaniesRepository(BaseRepository[Company]):
-    table = Table(
-        "companies",
-        {
-            "company_id": "bigint",
-            "title": "text",
-            "timezone": "text",
-            "phone": "text",
-            "is_active": "boolean",
-            "raw_data": "jsonb",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("company_id",),
-    )
+    table = tables.COMPANIES
     row_type = Company
 
     def find_by_id(self, company_id: int) -> Company | None:

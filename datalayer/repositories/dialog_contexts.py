@@ -1,3 +1,5 @@
+# WARNING: generated from dialog_contexts_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The dialog contexts repository (chat state per user and salon)."""
 
 from __future__ import annotations
@@ -5,28 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 from datalayer.models import DialogContext
-from datalayer.repositories._sql import Table
+from datalayer.repositories import _tables as tables
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["DialogContextsRepository"]
 
 
 class DialogContextsRepository(BaseRepository[DialogContext]):
-    table = Table(
-        "dialog_contexts",
-        {
-            "user_id": "text",
-            "company_id": "bigint",
-            "state": "text",
-            "data": "jsonb",
-            "messages": "jsonb",
-            "last_activity": "timestamptz",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("user_id", "company_id"),
-        now_if_null=frozenset({"last_activity"}),
-    )
+    table = tables.DIALOG_CONTEXTS
     row_type = DialogContext
 
     def find_for_user(self, user_id: str, company_id: int | None = None) -> DialogContext | None:

@@ -1,3 +1,5 @@
+# WARNING: generated from services_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The services repository."""
 
 from __future__ import annotations
@@ -5,30 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from datalayer.models import Service
-from datalayer.repositories._sql import Table
+from datalayer.repositories import _tables as tables
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["ServicesRepository"]
 
 
 class ServicesRepository(BaseRepository[Service]):
-    table = Table(
-        "services",
-        {
-            "yclients_id": "bigint",
-            "company_id": "bigint",
-            "title": "text",
-            "category_id": "bigint",
-            "price_min": "numeric",
-            "price_max": "numeric",
-            "duration": "integer",
-            "is_active": "boolean",
-            "weight": "integer",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("yclients_id", "company_id"),
-    )
+    table = tables.SERVICES
     row_type = Service
 
     def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Service | None:

@@ -1,3 +1,5 @@
+# WARNING: generated from staff_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The staff repository."""
 
 from __future__ import annotations
@@ -5,27 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from datalayer.models import Staff
-from datalayer.repositories._sql import Table
+from datalayer.repositories import _tables as tables
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["StaffRepository"]
 
 
 class StaffRepository(BaseRepository[Staff]):
-    table = Table(
-        "staff",
-        {
-            "yclients_id": "bigint",
-            "company_id": "bigint",
-            "name": "text",
-            "specialization": "text",
-            "is_active": "boolean",
-            "rating": "double precision",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("yclients_id", "company_id"),
-    )
+    table = tables.STAFF
     row_type = Staff
 
     def find_by_id(self, yclients_id: int, company_id: int | None = None) -> Staff | None:

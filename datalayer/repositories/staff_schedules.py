@@ -1,3 +1,5 @@
+# WARNING: generated from staff_schedules_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
 """The staff schedules repository (one row per staff member and day)."""
 
 from __future__ import annotations
@@ -6,28 +8,14 @@ import datetime as dt
 from typing import Any
 
 from datalayer.models import StaffSchedule
-from datalayer.repositories._sql import Table
+from datalayer.repositories import _tables as tables
 from datalayer.repositories.base import BaseRepository
 
 __all__ = ["StaffSchedulesRepository"]
 
 
 class StaffSchedulesRepository(BaseRepository[StaffSchedule]):
-    table = Table(
-        "staff_schedules",
-        {
-            "yclients_staff_id": "bigint",
-            "company_id": "bigint",
-            "date": "date",
-            "staff_name": "text",
-            "is_working": "boolean",
-            "work_start": "time",
-            "work_end": "time",
-            "created_at": "timestamptz",
-            "updated_at": "timestamptz",
-        },
-        key=("yclients_staff_id", "date", "company_id"),
-    )
+    table = tables.STAFF_SCHEDULES
     row_type = StaffSchedule
 
     def find_for_staff_on(

@@ -22,7 +22,8 @@ from datalayer.repositories import (
     StaffSchedulesRepository,
     _sql,
 )
-from datalayer.repositories.base import _model_rows, _slot_setters
+from datalayer.repositories._rows import _slot_setters
+from datalayer.repositories._rows import model_rows as _model_rows
 
 ALL_REPOSITORIES: list[type[BaseRepository[Any]]] = [
     CompaniesRepository,

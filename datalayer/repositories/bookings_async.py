@@ -1,0 +1,66 @@
+"""The bookings repository."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from datalayer.models import Booking
+from datalayer.repositories import _tables as tables
+from datalayer.repositories.base_async import AsyncBaseRepository
+
+__all__ = ["AsyncBookingsRepository"]
+
+
+class AsyncBookingsRepository(AsyncBaseRepository[Booking]):
+    table = tables.BOOKINGS
+    row_type = Booking
+
+    async def find_for_client(
+        self,
+        client_id: int,
+        company_id: int | None = None,
+        *,
+        limit: int = 100,
+        order_by: str | Sequence[str] = "datetime",
+        descending: bool = True,
+    ) -> list[Booking]:
+        """A client's bookings (by ``client_yclients_id``); ``company_id=None``: any salon."""
+        filters: dict[str, Any] = {"client_yclients_id": client_id}
+        if company_id is not None:
+            filters["company_id"] = company_id
+        return await self.find_many(filters, order_by=order_by, descending=descending, limit=limit)
+
+    async def find_upcoming_for_client(
+        self,
+        client_id: int,
+        company_id: int | None = None,
+        *,
+        now: dt.datetime | None = None,
+        limit: int = 100,
+    ) -> list[Booking]:
+        """A client's active bookings from ``now`` on (default: the current time), soonest first."""
+        filters: dict[str, Any] = {
+            "client_yclients_id": client_id,
+            "status": "active",
+            "datetime": {"gte": now or dt.datetime.now(dt.UTC)},
+        }
+        if company_id is not None:
+            filters["company_id"] = company_id
+        return await self.find_many(filters, order_by="datetime", limit=limit)
+
+    async def find_in_range(
+        self,
+        company_id: int,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        staff_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[Booking]:
+        """A salon's bookings with ``start <= datetime < end``, soonest first."""
+        filters: dict[str, Any] = {"company_id": company_id, "datetime": {"gte": start, "lt": end}}
+        if staff_id is not None:
+            filters["staff_id"] = staff_id
+        return await self.find_many(filters, order_by="datetime", limit=limit)
