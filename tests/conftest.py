@@ -108,12 +108,14 @@ def db(pg_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def clean_db(db: Any) -> Any:
-    """The session ``db`` with every table but ``schema_migrations`` emptied first.
+def clean_db(db: Any, flavour: str, request: pytest.FixtureRequest) -> Any:
+    """The session ``db`` (or, in the async flavour, ``async_db``) with every table but
+    ``schema_migrations`` emptied first.
 
     DELETE, not TRUNCATE: on small tables it is a hundred times faster (no new files).
     """
-    with db.connection() as conn:
+    target = request.getfixturevalue("async_db") if flavour == "async" else db
+    with target.connection() as conn:
         tables = [
             row[0]
             for row in conn.execute(
@@ -127,7 +129,92 @@ def clean_db(db: Any) -> Any:
                     sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in tables
                 )
             )
-    return db
+    return target
+
+
+# --- sync and async flavours (tests/_flavours.py) ----------------------------------------
+
+#: Test modules that run twice: against the sync classes and against the async ones.
+PARITY_MODULES = frozenset(
+    {
+        "test_facade_reads",
+        "test_facade_writes",
+        "test_facade_failures",
+        "test_facade_invalid_input",
+        "test_facade_boundary",
+        "test_transactions",
+        "test_base",
+        "test_bookings",
+        "test_clients",
+        "test_companies",
+        "test_dialog_contexts",
+        "test_errors",
+        "test_services",
+        "test_staff",
+        "test_staff_schedules",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.function.__module__.rpartition(".")[2]
+    if "flavour" in metafunc.fixturenames and module in PARITY_MODULES:
+        # sync_only: the test drives threads, or a sync psycopg class of its own; its
+        # async counterpart is written natively in tests/test_async.py.
+        sync_only = metafunc.definition.get_closest_marker("sync_only") is not None
+        flavours = ["sync"] if sync_only else ["sync", "async"]
+        metafunc.parametrize("flavour", flavours, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def flavour(request: pytest.FixtureRequest) -> str:
+    """``sync`` or ``async``: which classes this module's tests run against."""
+    return str(getattr(request, "param", "sync"))
+
+
+@pytest.fixture(scope="session")
+def flavour_loop() -> Iterator[Any]:
+    from _flavours import Loop
+
+    loop = Loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _flavoured(flavour: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """In the async flavour, the module's ``Database``, ``DataLayer`` and repository
+    names build the async classes (behind a blocking proxy) for its tests."""
+    if flavour != "async":
+        yield
+        return
+    from _flavours import ASYNC_TWINS, factory
+
+    loop = request.getfixturevalue("flavour_loop")
+    namespaces = {id(vars(request.module)): vars(request.module)}
+    for value in vars(request.module).values():
+        module_globals = getattr(value, "__globals__", None)
+        if module_globals is not None:
+            namespaces[id(module_globals)] = module_globals
+    with pytest.MonkeyPatch.context() as patch:
+        for namespace in namespaces.values():
+            for name, cls in ASYNC_TWINS.items():
+                if name in namespace:
+                    patch.setitem(namespace, name, factory(cls, loop))
+        yield
+
+
+@pytest.fixture(scope="session")
+def async_db(db: Any, pg_url: str, flavour_loop: Any) -> Iterator[Any]:
+    """An ``AsyncDatabase`` on the suite's database, behind the flavours' blocking proxy."""
+    from datalayer import AsyncDatabase, Settings
+    from _flavours import factory
+
+    database = factory(AsyncDatabase, flavour_loop)(
+        pg_url, Settings(max_connections=4, service_name="datalayer-tests")
+    )
+    yield database
+    database.close()
 
 
 @pytest.fixture
@@ -147,14 +234,20 @@ def unique_client_email(clean_db: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def unreachable_db(pg_server_url: str) -> Iterator[Any]:
-    """A migrated Database whose server-side database has been dropped under it."""
-    from datalayer import Database, Settings, migrate
+def unreachable_db(pg_server_url: str, flavour: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A migrated Database (of the test's flavour) whose server-side database has been
+    dropped under it."""
+    from datalayer import AsyncDatabase, Database, Settings, migrate
 
-    with (
-        database_on(pg_server_url, "datalayer_test_gone") as url,
-        Database(url, Settings(pool_timeout=1.0, connect_timeout=1.0)) as db,
-    ):
-        migrate(db)
-        drop_database(pg_server_url, conninfo_to_dict(url)["dbname"])
-        yield db
+    with database_on(pg_server_url, "datalayer_test_gone") as url:
+        with Database(url) as sync_db:
+            migrate(sync_db)
+        if flavour == "async":
+            from _flavours import factory
+
+            build: Any = factory(AsyncDatabase, request.getfixturevalue("flavour_loop"))
+        else:
+            build = Database
+        with build(url, Settings(pool_timeout=1.0, connect_timeout=1.0)) as db:
+            drop_database(pg_server_url, conninfo_to_dict(url)["dbname"])
+            yield db

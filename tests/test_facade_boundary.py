@@ -105,11 +105,13 @@ def _problems(cls: type) -> list[str]:
     return problems
 
 
+@pytest.mark.sync_only
 def test_every_public_method_wears_the_boundary_with_a_policy() -> None:
     assert _public_methods(DataLayer) == sorted([*FACADE_API, *OWN_BOUNDARY])
     assert _problems(DataLayer) == []
 
 
+@pytest.mark.sync_only
 def test_the_coverage_check_catches_a_method_without_boundary() -> None:
     class Careless(DataLayer):
         def get_everything(self) -> list[Any]:
@@ -144,6 +146,7 @@ def test_signature_is_the_documented_one(name: str) -> None:
     assert ", ".join(rendered) == FACADE_API[name]
 
 
+@pytest.mark.sync_only
 def test_wrapping_keeps_the_name() -> None:
     assert DataLayer.get_client_by_phone.__name__ == "get_client_by_phone"
     assert not inspect.iscoroutinefunction(DataLayer.get_client_by_phone)

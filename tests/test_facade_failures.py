@@ -128,7 +128,7 @@ def denied_role(db: Database, pg_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def denied_db(denied_role: str, pg_url: str) -> Iterator[Database]:
+def denied_db(denied_role: str, pg_url: str, flavour: str) -> Iterator[Database]:
     database = Database(make_conninfo(pg_url, user=denied_role))
     try:
         yield database
@@ -141,6 +141,7 @@ def _call(facade: DataLayer, method: str) -> Any:
     return getattr(facade, method)(*args, **kwargs)
 
 
+@pytest.mark.sync_only
 def test_calls_cover_every_facade_method() -> None:
     from datalayer._policy import POLICY_ATTRIBUTE
 

@@ -118,6 +118,7 @@ def test_closed_database_fails_differently(closed_db: Database) -> None:
     assert [line["event"] for line in logs].count("operation_failed") == 1
 
 
+@pytest.mark.sync_only
 def test_every_method_has_invalid_cases() -> None:
     declared = {name for name in vars(DataLayer) if hasattr(getattr(DataLayer, name), POLICY)}
     assert len(declared) == 20

@@ -104,6 +104,7 @@ def test_run_in_transaction_returns_and_commits(clean_db: Database) -> None:
     assert companies.count() == 1
 
 
+@pytest.mark.sync_only
 def test_serialization_failure_between_two_transactions_is_retried(clean_db: Database) -> None:
     """Write skew under SERIALIZABLE: each reads the count, then inserts; one must retry."""
     clients = ClientsRepository(clean_db)

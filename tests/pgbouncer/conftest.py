@@ -244,10 +244,22 @@ def db(db: Any, pgbouncer: PgBouncer) -> Iterator[Any]:
     database.close()
 
 
+@pytest.fixture(scope="session")
+def async_db(db: Any, pgbouncer: PgBouncer, flavour_loop: Any) -> Iterator[Any]:
+    """An ``AsyncDatabase`` in PgBouncer mode behind the suite's PgBouncer (async flavour)."""
+    from datalayer import AsyncDatabase
+    from _flavours import factory
+
+    database = factory(AsyncDatabase, flavour_loop)(pgbouncer.conninfo, db.settings)
+    yield database
+    database.close()
+
+
 @pytest.fixture
-def clean_db(clean_db: Any, db: Any) -> Any:
-    """The PgBouncer-mode ``db``, every table emptied first (by the original ``clean_db``)."""
-    return db
+def clean_db(clean_db: Any) -> Any:
+    """The PgBouncer-mode ``db`` (or ``async_db``), every table emptied first (by the
+    original ``clean_db``, which picks the flavour's database)."""
+    return clean_db
 
 
 _SUITE_FIXTURES = {"db", "clean_db", "pg_url", "pg_server_url"}

@@ -96,6 +96,7 @@ def test_every_filter_operator(
     assert clients.count(filters) == len(expected)
 
 
+@pytest.mark.sync_only
 def test_empty_in_list_is_answered_without_a_round_trip(
     clean_db: Database, recording_db: tuple[Database, list[str]]
 ) -> None:
@@ -263,6 +264,7 @@ def test_bulk_upsert_counts(clean_db: Database, count: int) -> None:
         assert last is not None and last.preferences == {"i": count - 1}
 
 
+@pytest.mark.sync_only
 @pytest.mark.slow
 def test_bulk_upsert_100k_rows_at_constant_sql_size(
     clean_db: Database, recording_db: tuple[Database, list[str]]
