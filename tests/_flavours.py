@@ -36,7 +36,11 @@ from datalayer import repositories
 ASYNC_TWINS: dict[str, Any] = {
     "Database": datalayer.AsyncDatabase,
     "DataLayer": datalayer.AsyncDataLayer,
-    **{name: getattr(repositories, f"Async{name}") for name in repositories.__all__ if not name.startswith(("Async", "Table"))},
+    **{
+        name: getattr(repositories, f"Async{name}")
+        for name in repositories.__all__
+        if not name.startswith(("Async", "Table"))
+    },
 }
 
 
@@ -62,7 +66,9 @@ class Loop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="async-flavour", daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="async-flavour", daemon=True
+        )
         self.thread.start()
         self._contexts = threading.local()
         self.faces: dict[int, Blocking] = {}
@@ -197,7 +203,9 @@ class Twin:
 
         async def make() -> Any:
             # Built inside the loop: psycopg_pool's async pool wants a running loop.
-            instance = cls(*(_unwrap(a) for a in args), **{k: _unwrap(v) for k, v in kwargs.items()})
+            instance = cls(
+                *(_unwrap(a) for a in args), **{k: _unwrap(v) for k, v in kwargs.items()}
+            )
             if isinstance(instance, datalayer.AsyncDatabase):
                 await instance.open()
             return instance

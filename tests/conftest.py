@@ -207,8 +207,9 @@ def _flavoured(flavour: str, request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def async_db(db: Any, pg_url: str, flavour_loop: Any) -> Iterator[Any]:
     """An ``AsyncDatabase`` on the suite's database, behind the flavours' blocking proxy."""
-    from datalayer import AsyncDatabase, Settings
     from _flavours import factory
+
+    from datalayer import AsyncDatabase, Settings
 
     database = factory(AsyncDatabase, flavour_loop)(
         pg_url, Settings(max_connections=4, service_name="datalayer-tests")
@@ -234,7 +235,9 @@ def unique_client_email(clean_db: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def unreachable_db(pg_server_url: str, flavour: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+def unreachable_db(
+    pg_server_url: str, flavour: str, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """A migrated Database (of the test's flavour) whose server-side database has been
     dropped under it."""
     from datalayer import AsyncDatabase, Database, Settings, migrate

@@ -247,8 +247,9 @@ def db(db: Any, pgbouncer: PgBouncer) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def async_db(db: Any, pgbouncer: PgBouncer, flavour_loop: Any) -> Iterator[Any]:
     """An ``AsyncDatabase`` in PgBouncer mode behind the suite's PgBouncer (async flavour)."""
-    from datalayer import AsyncDatabase
     from _flavours import factory
+
+    from datalayer import AsyncDatabase
 
     database = factory(AsyncDatabase, flavour_loop)(pgbouncer.conninfo, db.settings)
     yield database
