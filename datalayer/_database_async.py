@@ -126,6 +126,10 @@ class AsyncDatabase(DatabaseBase):
         budget = self.settings.pool_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         queued = self._queued()
+        # <async>
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
+        # </async>
         while True:
             started = time.monotonic()
             try:
@@ -135,6 +139,14 @@ class AsyncDatabase(DatabaseBase):
             except PoolTimeout as exc:
                 self._timed_out(started)
                 raise translate(exc) from exc
+            # <async>
+            if task is not None and task.cancelling() > cancels:
+                # Python < 3.12's asyncio.wait_for (inside psycopg_pool's wait for a
+                # connection) can swallow a cancellation that lands just as the
+                # connection arrives; the caller then runs a query it cancelled.
+                await self.pool.putconn(conn)
+                raise asyncio.CancelledError
+            # </async>
             waited = time.monotonic() - started
             try:
                 usable = await self._usable(conn)

@@ -181,9 +181,9 @@ def _ruff(args: list[str], text: str, filename: str) -> str:
     return done.stdout
 
 
-def generate(source_path: str, target_path: str) -> str:
+def generate(source_path: str, target_path: str, root: Path = ROOT) -> str:
     """The generated text of one sync module."""
-    source = (ROOT / source_path).read_text(encoding="utf-8")
+    source = (root / source_path).read_text(encoding="utf-8")
     text = convert_tokens(apply_markers(source, source_path))
     text = HEADER.format(source=Path(source_path).name) + text
     text = _ruff(["check", "--quiet", "--fix-only", "--select", "I,F401"], text, target_path)
@@ -195,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a file is stale"
     )
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (default: this one)")
     args = parser.parse_args(argv)
     stale: list[str] = []
     for source_path, target_path in SOURCES.items():
-        text = generate(source_path, target_path)
-        target = ROOT / target_path
+        text = generate(source_path, target_path, args.root)
+        target = args.root / target_path
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if current == text:
             continue
