@@ -1,4 +1,4 @@
-"""Load: 200 threads against a DataLayer with a pool of 3, against a bare pool.
+"""Load: 200 threads (or tasks) against a DataLayer with a pool of 3, against a bare pool.
 
 Both sides run the same reads (a client by id, a client by phone, a company's
 active staff) for the same bounded number of calls, with the same 200 threads,
@@ -8,9 +8,13 @@ boundary, connection checks and the repository's query building; the bare side
 is a ``psycopg_pool.ConnectionPool`` of 3 autocommit connections executing the
 same SQL text.
 
+``--async`` runs the same comparison on asyncio: 200 tasks awaiting an
+``AsyncDataLayer`` against 200 tasks on a bare ``psycopg_pool.AsyncConnectionPool``
+of 3 running the same SQL text.
+
 Usage::
 
-    python benchmarks/load.py [--threads 200] [--calls 20000] [--rounds 3]
+    python benchmarks/load.py [--async] [--threads 200] [--calls 20000] [--rounds 3]
 
 The server is ``TEST_DATABASE_URL``, ``DATABASE_URL`` or 127.0.0.1:5432 (user
 postgres). The script creates its own database, seeds it, and drops it at the end.
@@ -21,19 +25,20 @@ facade / bare (target at least 0.9x).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import random
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from _common import scratch_database
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 COMPANY_ID = 4242
 CLIENTS = 2_000
@@ -218,19 +223,167 @@ def bare_call(pool: ConnectionPool[Any], statements: dict[str, str]) -> Call:
     return call
 
 
+# --- asyncio -----------------------------------------------------------------------
+
+AsyncCall = Callable[[int], Awaitable[Any]]
+
+
+async def run_async(name: str, call: AsyncCall, *, tasks: int, calls: int) -> Result:
+    """``calls`` awaited calls spread over ``tasks`` tasks that start together."""
+    per_task = [calls // tasks + (1 if i < calls % tasks else 0) for i in range(tasks)]
+    latencies: list[list[float]] = [[] for _ in range(tasks)]
+    errors: list[dict[str, int]] = [{} for _ in range(tasks)]
+    start = asyncio.Event()
+
+    async def worker(index: int) -> None:
+        rng = random.Random(index)
+        mine = latencies[index]
+        await start.wait()
+        for _ in range(per_task[index]):
+            began = time.perf_counter()
+            try:
+                await call(rng.randrange(1 << 30))
+            except Exception as exc:
+                kind = type(exc).__name__
+                errors[index][kind] = errors[index].get(kind, 0) + 1
+            mine.append(time.perf_counter() - began)
+
+    workers = [asyncio.create_task(worker(i)) for i in range(tasks)]
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    start.set()
+    await asyncio.gather(*workers)
+    seconds = time.perf_counter() - started
+    merged: dict[str, int] = {}
+    for part in errors:
+        for kind, count in part.items():
+            merged[kind] = merged.get(kind, 0) + count
+    return Result(
+        name=name,
+        calls=sum(per_task),
+        errors=sum(merged.values()),
+        seconds=seconds,
+        latencies=[x for part in latencies for x in part],
+        error_types=merged,
+    )
+
+
+async def cpu_per_call_async(call: AsyncCall, calls: int) -> float:
+    started = time.thread_time()
+    for i in range(calls):
+        await call(i)
+    return (time.thread_time() - started) / calls * 1e6
+
+
+def async_facade_call(layer: Any) -> AsyncCall:
+    async def call(draw: int) -> Any:
+        client_id = draw % CLIENTS + 1
+        pick = draw % 3
+        if pick == 0:
+            result = await layer.get_client_by_id(client_id, COMPANY_ID)
+        elif pick == 1:
+            result = await layer.get_client_by_phone(phone_of(client_id), COMPANY_ID)
+        else:
+            result = await layer.get_staff(COMPANY_ID)
+        if result is None or result == []:
+            raise LookupError("degraded read")
+        return result
+
+    return call
+
+
+def async_bare_call(pool: AsyncConnectionPool[Any], statements: dict[str, str]) -> AsyncCall:
+    by_id = statements["client_by_id"]
+    by_phone = statements["client_by_phone"]
+    staff = statements["staff"]
+
+    async def call(draw: int) -> Any:
+        client_id = draw % CLIENTS + 1
+        pick = draw % 3
+        async with pool.connection() as conn:
+            if pick == 0:
+                cur = await conn.execute(by_id, (client_id, COMPANY_ID, 1))
+            elif pick == 1:
+                cur = await conn.execute(by_phone, (phone_of(client_id), COMPANY_ID, 1))
+            else:
+                cur = await conn.execute(staff, (COMPANY_ID, True))
+            rows = await cur.fetchall()
+        if not rows:
+            raise LookupError("no rows")
+        return rows
+
+    return call
+
+
+async def main_async(
+    args: argparse.Namespace,
+) -> tuple[list[Result], list[Result], dict[str, list[float]], Any]:
+    from datalayer import AsyncDatabase, AsyncDataLayer, Database, DataLayer, Settings, migrate
+
+    settings = Settings(max_connections=POOL_SIZE, pool_timeout=30.0)
+    with scratch_database("load_bench_async") as url:
+        with Database(url, settings) as sync_db:
+            migrate(sync_db)
+            seed(DataLayer(sync_db))
+        async with AsyncDatabase(url, settings) as db:
+            layer = AsyncDataLayer(db)
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                url,
+                min_size=POOL_SIZE,
+                max_size=POOL_SIZE,
+                kwargs={"autocommit": True},
+                timeout=30.0,
+                open=False,
+            )
+            await pool.open(wait=True)
+            async with pool.connection() as conn:
+                statements = bare_statements(conn)  # type: ignore[arg-type]
+            fac, bare = async_facade_call(layer), async_bare_call(pool, statements)
+            await run_async("warm-up", fac, tasks=8, calls=400)
+            await run_async("warm-up", bare, tasks=8, calls=400)
+            facade_results: list[Result] = []
+            bare_results: list[Result] = []
+            for round_ in range(args.rounds):
+                order = [("bare", bare), ("facade", fac)]
+                if round_ % 2:
+                    order.reverse()
+                for name, call in order:
+                    result = await run_async(name, call, tasks=args.threads, calls=args.calls)
+                    (facade_results if name == "facade" else bare_results).append(result)
+                    print(f"round {round_ + 1}  {result.line()}")
+            pool_stats = db.stats()
+            cpu: dict[str, list[float]] = {"facade": [], "bare": []}
+            for _ in range(3):
+                cpu["bare"].append(await cpu_per_call_async(bare, 1500))
+                cpu["facade"].append(await cpu_per_call_async(fac, 1500))
+            await pool.close()
+    return facade_results, bare_results, cpu, pool_stats
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=200)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--async", dest="use_async", action="store_true", help="tasks on the async facade"
+    )
     args = parser.parse_args(argv)
-
-    # Errors and warnings only: the pool-wait warnings are rate-limited anyway.
     logging.disable(logging.INFO)
+    if args.use_async:
+        facade_results, bare_results, cpu, pool_stats = asyncio.run(main_async(args))
+    else:
+        facade_results, bare_results, cpu, pool_stats = run_sync(args)
+    return report(args, facade_results, bare_results, cpu, pool_stats)
+
+
+def run_sync(
+    args: argparse.Namespace,
+) -> tuple[list[Result], list[Result], dict[str, list[float]], Any]:
+
     from datalayer import Database, DataLayer, Settings, migrate
 
     settings = Settings(max_connections=POOL_SIZE, pool_timeout=30.0)
-    cpu: dict[str, list[float]] = {}
     with scratch_database("load_bench") as url, Database(url, settings) as db:
         migrate(db)
         layer = DataLayer(db)
@@ -266,12 +419,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             for _ in range(3):
                 cpu["bare"].append(cpu_per_call(bare, 1500))
                 cpu["facade"].append(cpu_per_call(fac, 1500))
+    return facade_results, bare_results, cpu, pool_stats
 
+
+def report(
+    args: argparse.Namespace,
+    facade_results: list[Result],
+    bare_results: list[Result],
+    cpu: dict[str, list[float]],
+    pool_stats: Any,
+) -> int:
     fac_tp = statistics.median(r.throughput for r in facade_results)
     bare_tp = statistics.median(r.throughput for r in bare_results)
     errors = sum(r.errors for r in facade_results)
     print()
-    print(f"threads {args.threads}, pool {POOL_SIZE}, calls per round {args.calls}")
+    callers = "tasks" if args.use_async else "threads"
+    print(f"{callers} {args.threads}, pool {POOL_SIZE}, calls per round {args.calls}")
     print(f"facade median throughput {fac_tp:.0f} calls/s, bare {bare_tp:.0f} calls/s")
     print(f"ratio facade / bare: {fac_tp / bare_tp:.2f}x (target >= 0.9x)")
     fac_cpu, bare_cpu = min(cpu["facade"]), min(cpu["bare"])
