@@ -101,8 +101,11 @@ def test_readme_has_its_quick_start_marked() -> None:
         "Set up: `pip install -e '.[dev]'`",
         "Run the tests: `pytest`",
     ]
-    (quick_start,) = _RUNNABLE.findall(readme.split("## Quick start", 1)[1].split("\n## ", 1)[0])
+    quick_start, async_start = _RUNNABLE.findall(
+        readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    )
     assert len(quick_start.splitlines()) <= 22
+    assert "AsyncDataLayer" in async_start and "asyncio.run" in async_start
 
 
 @pytest.mark.parametrize("code", runnable_snippets())
