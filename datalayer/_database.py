@@ -13,16 +13,25 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from datalayer._breaker import Admission
 from datalayer._budget import IN_USE_SQL, SETTINGS_SQL, Budget, budget_from_rows, check_plan
 from datalayer._config import Settings, conninfo_from_env
-from datalayer._database_base import EXPECTED, DatabaseBase
-from datalayer.errors import RETRYABLE_SQLSTATES, DataLayerError, TransientError, translate
+from datalayer._database_base import (
+    EXPECTED,
+    IDLE_GRAB_S,
+    READ_ONLY_SQLSTATE,
+    WAIT_SLICE_S,
+    DatabaseBase,
+    server_gone,
+)
+from datalayer.errors import RETRYABLE_SQLSTATES, TransientError, translate
 from errorkit import captured
 
 __all__ = ["Database", "PooledConnection"]
@@ -36,6 +45,18 @@ class PooledConnection(psycopg.Connection[TupleRow]):
     last_used: float = 0.0
     poller: Any = None
 
+    @classmethod
+    def connect(  # type: ignore[override]  # psycopg's keywords pass through kwargs
+        cls, conninfo: str = "", *, observer: DatabaseBase | None = None, **kwargs: Any
+    ) -> Self:
+        """Connect; a failed attempt is reported to ``observer`` (the database's breaker)."""
+        try:
+            return super().connect(conninfo, **kwargs)
+        except Exception as exc:
+            if observer is not None:
+                observer._connect_failed(exc)
+            raise
+
 
 class Database(DatabaseBase):
     """A PostgreSQL database behind a tuned ``psycopg_pool.ConnectionPool``.
@@ -43,7 +64,13 @@ class Database(DatabaseBase):
     Single statements run on autocommit connections; ``transaction()`` pins one
     connection to the current task, and every repository call inside uses it.
     Open it inside the running event loop: ``with Database.from_env()
-    as db:``, or ``db.open()`` and later ``db.close()``.
+    as db:``, or ``db.open()`` and later ``db.close()``. Neither the
+    constructor nor ``open()`` waits on the network.
+
+    While the server is unreachable (the pool's last connection attempt failed),
+    calls fail at once as ``TransientError``; one caller at a time, every second
+    at most, probes whether it is back. A connection whose server went away or
+    became read-only (a failover) is closed, never handed out again.
     """
 
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
@@ -54,7 +81,7 @@ class Database(DatabaseBase):
             configure=self._configure,
             **self._pool_options(),
         )
-        self.open()
+        self.open()  # waits on nothing: the pool connects in the background
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Database:
@@ -70,20 +97,16 @@ class Database(DatabaseBase):
     # -- lifecycle -----------------------------------------------------------------
 
     def open(self) -> None:
-        """Open the pool (connections are made in the background) and check the budget.
+        """Open the pool; connections are made in the background, and never waited for here.
 
-        Idempotent. A server that is down is not an error here: calls fail as
-        ``TransientError`` until it is back.
+        Idempotent. The connection budget is checked on the pool's first connection.
+        A server that is down is not an error here: calls fail as ``TransientError``
+        until it is back.
         """
         if self._opened:
             return
         self.pool.open(wait=False)
         self._opened = True
-        try:
-            self._check_budget()
-        except BaseException:
-            self.close()
-            raise
 
     def close(self) -> None:
         """Close the pool and every connection in it."""
@@ -103,9 +126,13 @@ class Database(DatabaseBase):
 
     # -- connections -------------------------------------------------------------------
 
-    @staticmethod
-    def _configure(conn: PooledConnection) -> None:
+    def _configure(self, conn: PooledConnection) -> None:
+        """Every new pool connection: the server is reachable; the first checks the budget."""
         conn.last_used = time.monotonic()
+        self._connected()
+        if not self._budget_checked:
+            self._budget_checked = True
+            self._check_budget(conn)
 
     def _usable(self, conn: PooledConnection) -> bool:
         """Is this idle connection alive? A socket poll; a round trip only when long idle."""
@@ -120,18 +147,50 @@ class Database(DatabaseBase):
 
     def _checkout(self, timeout: float | None = None) -> PooledConnection:
         budget = self.settings.pool_timeout if timeout is None else timeout
-        deadline = time.monotonic() + budget
+        breaker = self._breaker
+        if breaker.closed:
+            return self._wait_for_connection(budget)
+        admission = breaker.admit(self._probe_timeout(budget))
+        if admission is Admission.REJECT:
+            # Unreachable, no probe due: an idle connection may still serve, else fail now.
+            if not self.pool.get_stats().get("pool_available"):
+                raise self._unreachable()
+            return self._wait_for_connection(min(budget, IDLE_GRAB_S))
+        try:
+            conn = self._wait_for_connection(self._probe_timeout(budget))
+        except BaseException:
+            breaker.probe_done()
+            raise
+        self._connected()
+        return conn
+
+    def _wait_for_connection(self, budget: float) -> PooledConnection:
+        """A live connection within ``budget`` seconds, else ``TransientError``.
+
+        A caller queued behind busy connections waits in one piece (the pool serves
+        waiters in order); one waiting for a new connection waits in short slices and
+        fails at once when a connection attempt fails meanwhile.
+        """
+        first = time.monotonic()
+        deadline = first + budget
         queued = self._queued()
+        failures = self._breaker.failures
         while True:
             started = time.monotonic()
+            remaining = deadline - started
+            wait = remaining if queued else min(remaining, WAIT_SLICE_S)
             try:
-                conn = self.pool.getconn(timeout=max(deadline - started, 0.001))
+                conn = self.pool.getconn(timeout=max(wait, 0.001))
             except PoolClosed as exc:
                 raise self._not_open(exc) from exc
             except PoolTimeout as exc:
-                self._timed_out(started)
+                if self._breaker.failures != failures and not self._breaker.closed:
+                    raise self._unreachable() from None
+                if time.monotonic() < deadline:
+                    continue
+                self._timed_out(first)
                 raise translate(exc) from exc
-            waited = time.monotonic() - started
+            waited = time.monotonic() - first
             try:
                 usable = self._usable(conn)
             except BaseException:
@@ -145,9 +204,40 @@ class Database(DatabaseBase):
         self._lent_out(conn, queued=queued, waited=waited)
         return conn
 
-    def _checkin(self, conn: PooledConnection) -> None:
+    def _checkin(self, conn: PooledConnection, failure: BaseException | None = None) -> None:
+        """Hand ``conn`` back; closed first if ``failure`` showed its server is gone."""
         self._returned(conn)
+        if failure is not None and server_gone(failure):
+            self._replaced("server gone")
+            try:
+                if not conn.closed:
+                    conn.close()
+                if getattr(failure.__cause__ or failure, "sqlstate", None) == READ_ONLY_SQLSTATE:
+                    # Read-only: every connection to that server is (a failover demoted it).
+                    self.pool.drain()
+            finally:
+                self.pool.putconn(conn)
+            return
         self.pool.putconn(conn)
+
+    def _begin_with_timeout(self, conn: PooledConnection) -> None:
+        """PgBouncer mode: open the lease's transaction with the statement timeout.
+
+        Session settings do not survive transaction pooling, so the timeout is set
+        per transaction: ``BEGIN; SET LOCAL ...`` in one round trip (simple protocol).
+        """
+        conn.execute(self._begin_sql.encode())
+
+    def _end_lease(self, conn: PooledConnection, failure: BaseException | None) -> None:
+        """PgBouncer mode: commit the lease's transaction, or roll it back after a failure."""
+        status = conn.pgconn.transaction_status
+        if status == TransactionStatus.INTRANS and failure is None:
+            conn.execute(b"COMMIT")
+        elif status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            try:
+                conn.execute(b"ROLLBACK")
+            except psycopg.Error:
+                conn.close()  # unusable: the pool replaces it
 
     def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """The current transaction's connection, else a pooled autocommit one.
@@ -185,6 +275,7 @@ class Database(DatabaseBase):
                 return
             conn = self._checkout()
             token = self._enter_transaction(conn)
+            failure: BaseException | None = None
             try:
                 with conn.transaction():
                     if self.settings.pgbouncer:
@@ -193,10 +284,14 @@ class Database(DatabaseBase):
                         )
                     yield conn
             except psycopg.Error as exc:
+                failure = exc
                 raise translate(exc) from exc
+            except BaseException as exc:
+                failure = exc
+                raise
             finally:
                 self._leave_transaction(token)
-                self._checkin(conn)
+                self._checkin(conn, failure)
 
     def run_in_transaction(
         self,
@@ -244,16 +339,18 @@ class Database(DatabaseBase):
                 if timeout is None or not isinstance(exc.__cause__, PoolTimeout):
                     raise
                 raise TimeoutError(f"no connection for the ping within {timeout}s") from exc
+        failure: BaseException | None = None
         try:
             started = time.perf_counter()
             cur = conn.execute("SELECT 1")
             cur.fetchone()
             return (time.perf_counter() - started) * 1000
         except psycopg.Error as exc:
+            failure = exc
             raise translate(exc) from exc
         finally:
             if lease is not None:
-                self._checkin(lease)
+                self._checkin(lease, failure)
 
     def budget(
         self, *, expected_services: int | None = None, max_size: int | None = None
@@ -265,15 +362,22 @@ class Database(DatabaseBase):
         size = self.settings.max_connections if max_size is None else max_size
         check_plan(services, size)
         with self.connection() as conn:
-            settings = (conn.execute(SETTINGS_SQL)).fetchall()
-            in_use = (conn.execute(IN_USE_SQL)).fetchall()
+            return self._read_budget(conn, services, size)
+
+    @staticmethod
+    def _read_budget(conn: psycopg.Connection[Any], services: int, size: int) -> Budget:
+        settings = (conn.execute(SETTINGS_SQL)).fetchall()
+        in_use = (conn.execute(IN_USE_SQL)).fetchall()
         return budget_from_rows(settings, in_use, expected_services=services, max_size=size)
 
-    def _check_budget(self) -> None:
+    def _check_budget(self, conn: PooledConnection) -> None:
+        """The start-up budget check, on the pool's first connection (in the background)."""
         try:
-            budget = self.budget()
-        except DataLayerError as exc:
-            self._budget_unchecked(exc)
+            budget = self._read_budget(
+                conn, self.settings.expected_services, self.settings.max_connections
+            )
+        except psycopg.Error as exc:
+            self._budget_unchecked(translate(exc))
             return
         self._judge_budget(budget)
 
@@ -288,11 +392,21 @@ class _Lease:
         self._conn: PooledConnection | None = None
 
     def __enter__(self) -> psycopg.Connection[Any]:
-        current = self._db._current()
+        db = self._db
+        current = db._current()
         if current is not None:
             return current  # type: ignore[no-any-return]
-        self._conn = self._db._checkout()
-        return self._conn
+        conn = self._conn = db._checkout()
+        if db.settings.pgbouncer:
+            try:
+                db._begin_with_timeout(conn)
+            except BaseException as exc:
+                self._conn = None
+                db._checkin(conn, exc)
+                if isinstance(exc, psycopg.Error):
+                    raise translate(exc) from exc
+                raise
+        return conn
 
     def __exit__(
         self,
@@ -302,6 +416,15 @@ class _Lease:
     ) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._db._checkin(conn)
+            failure = exc
+            try:
+                if self._db.settings.pgbouncer:
+                    self._db._end_lease(conn, exc)
+            except psycopg.Error as end_exc:
+                failure = failure or end_exc
+                if exc is None:
+                    raise translate(end_exc) from end_exc
+            finally:
+                self._db._checkin(conn, failure)
         if isinstance(exc, psycopg.Error):
             raise translate(exc) from exc

@@ -15,16 +15,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from datalayer._breaker import Admission
 from datalayer._budget import IN_USE_SQL, SETTINGS_SQL, Budget, budget_from_rows, check_plan
 from datalayer._config import Settings, conninfo_from_env
-from datalayer._database_base import EXPECTED, DatabaseBase
-from datalayer.errors import RETRYABLE_SQLSTATES, DataLayerError, TransientError, translate
+from datalayer._database_base import (
+    EXPECTED,
+    IDLE_GRAB_S,
+    READ_ONLY_SQLSTATE,
+    WAIT_SLICE_S,
+    DatabaseBase,
+    server_gone,
+)
+from datalayer.errors import RETRYABLE_SQLSTATES, TransientError, translate
 from errorkit import captured
 
 __all__ = ["AsyncDatabase", "AsyncPooledConnection"]
@@ -38,6 +47,18 @@ class AsyncPooledConnection(psycopg.AsyncConnection[TupleRow]):
     last_used: float = 0.0
     poller: Any = None
 
+    @classmethod
+    async def connect(  # type: ignore[override]  # psycopg's keywords pass through kwargs
+        cls, conninfo: str = "", *, observer: DatabaseBase | None = None, **kwargs: Any
+    ) -> Self:
+        """Connect; a failed attempt is reported to ``observer`` (the database's breaker)."""
+        try:
+            return await super().connect(conninfo, **kwargs)
+        except Exception as exc:
+            if observer is not None:
+                observer._connect_failed(exc)
+            raise
+
 
 class AsyncDatabase(DatabaseBase):
     """A PostgreSQL database behind a tuned ``psycopg_pool.AsyncConnectionPool``.
@@ -45,7 +66,13 @@ class AsyncDatabase(DatabaseBase):
     Single statements run on autocommit connections; ``transaction()`` pins one
     connection to the current task, and every repository call inside uses it.
     Open it inside the running event loop: ``async with AsyncDatabase.from_env()
-    as db:``, or ``await db.open()`` and later ``await db.close()``.
+    as db:``, or ``await db.open()`` and later ``await db.close()``. Neither the
+    constructor nor ``open()`` waits on the network.
+
+    While the server is unreachable (the pool's last connection attempt failed),
+    calls fail at once as ``TransientError``; one caller at a time, every second
+    at most, probes whether it is back. A connection whose server went away or
+    became read-only (a failover) is closed, never handed out again.
     """
 
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
@@ -57,7 +84,7 @@ class AsyncDatabase(DatabaseBase):
             **self._pool_options(),
         )
         # <sync>
-        # self.open()
+        # self.open()  # waits on nothing: the pool connects in the background
         # </sync>
 
     @classmethod
@@ -74,20 +101,16 @@ class AsyncDatabase(DatabaseBase):
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the pool (connections are made in the background) and check the budget.
+        """Open the pool; connections are made in the background, and never waited for here.
 
-        Idempotent. A server that is down is not an error here: calls fail as
-        ``TransientError`` until it is back.
+        Idempotent. The connection budget is checked on the pool's first connection.
+        A server that is down is not an error here: calls fail as ``TransientError``
+        until it is back.
         """
         if self._opened:
             return
         await self.pool.open(wait=False)
         self._opened = True
-        try:
-            await self._check_budget()
-        except BaseException:
-            await self.close()
-            raise
 
     async def close(self) -> None:
         """Close the pool and every connection in it."""
@@ -107,9 +130,13 @@ class AsyncDatabase(DatabaseBase):
 
     # -- connections -------------------------------------------------------------------
 
-    @staticmethod
-    async def _configure(conn: AsyncPooledConnection) -> None:
+    async def _configure(self, conn: AsyncPooledConnection) -> None:
+        """Every new pool connection: the server is reachable; the first checks the budget."""
         conn.last_used = time.monotonic()
+        self._connected()
+        if not self._budget_checked:
+            self._budget_checked = True
+            await self._check_budget(conn)
 
     async def _usable(self, conn: AsyncPooledConnection) -> bool:
         """Is this idle connection alive? A socket poll; a round trip only when long idle."""
@@ -124,20 +151,52 @@ class AsyncDatabase(DatabaseBase):
 
     async def _checkout(self, timeout: float | None = None) -> AsyncPooledConnection:
         budget = self.settings.pool_timeout if timeout is None else timeout
-        deadline = time.monotonic() + budget
+        breaker = self._breaker
+        if breaker.closed:
+            return await self._wait_for_connection(budget)
+        admission = breaker.admit(self._probe_timeout(budget))
+        if admission is Admission.REJECT:
+            # Unreachable, no probe due: an idle connection may still serve, else fail now.
+            if not self.pool.get_stats().get("pool_available"):
+                raise self._unreachable()
+            return await self._wait_for_connection(min(budget, IDLE_GRAB_S))
+        try:
+            conn = await self._wait_for_connection(self._probe_timeout(budget))
+        except BaseException:
+            breaker.probe_done()
+            raise
+        self._connected()
+        return conn
+
+    async def _wait_for_connection(self, budget: float) -> AsyncPooledConnection:
+        """A live connection within ``budget`` seconds, else ``TransientError``.
+
+        A caller queued behind busy connections waits in one piece (the pool serves
+        waiters in order); one waiting for a new connection waits in short slices and
+        fails at once when a connection attempt fails meanwhile.
+        """
+        first = time.monotonic()
+        deadline = first + budget
         queued = self._queued()
+        failures = self._breaker.failures
         # <async>
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
         # </async>
         while True:
             started = time.monotonic()
+            remaining = deadline - started
+            wait = remaining if queued else min(remaining, WAIT_SLICE_S)
             try:
-                conn = await self.pool.getconn(timeout=max(deadline - started, 0.001))
+                conn = await self.pool.getconn(timeout=max(wait, 0.001))
             except PoolClosed as exc:
                 raise self._not_open(exc) from exc
             except PoolTimeout as exc:
-                self._timed_out(started)
+                if self._breaker.failures != failures and not self._breaker.closed:
+                    raise self._unreachable() from None
+                if time.monotonic() < deadline:
+                    continue
+                self._timed_out(first)
                 raise translate(exc) from exc
             # <async>
             if task is not None and task.cancelling() > cancels:
@@ -147,7 +206,7 @@ class AsyncDatabase(DatabaseBase):
                 await self.pool.putconn(conn)
                 raise asyncio.CancelledError
             # </async>
-            waited = time.monotonic() - started
+            waited = time.monotonic() - first
             try:
                 usable = await self._usable(conn)
             except BaseException:
@@ -161,9 +220,42 @@ class AsyncDatabase(DatabaseBase):
         self._lent_out(conn, queued=queued, waited=waited)
         return conn
 
-    async def _checkin(self, conn: AsyncPooledConnection) -> None:
+    async def _checkin(
+        self, conn: AsyncPooledConnection, failure: BaseException | None = None
+    ) -> None:
+        """Hand ``conn`` back; closed first if ``failure`` showed its server is gone."""
         self._returned(conn)
+        if failure is not None and server_gone(failure):
+            self._replaced("server gone")
+            try:
+                if not conn.closed:
+                    await conn.close()
+                if getattr(failure.__cause__ or failure, "sqlstate", None) == READ_ONLY_SQLSTATE:
+                    # Read-only: every connection to that server is (a failover demoted it).
+                    await self.pool.drain()
+            finally:
+                await self.pool.putconn(conn)
+            return
         await self.pool.putconn(conn)
+
+    async def _begin_with_timeout(self, conn: AsyncPooledConnection) -> None:
+        """PgBouncer mode: open the lease's transaction with the statement timeout.
+
+        Session settings do not survive transaction pooling, so the timeout is set
+        per transaction: ``BEGIN; SET LOCAL ...`` in one round trip (simple protocol).
+        """
+        await conn.execute(self._begin_sql.encode())
+
+    async def _end_lease(self, conn: AsyncPooledConnection, failure: BaseException | None) -> None:
+        """PgBouncer mode: commit the lease's transaction, or roll it back after a failure."""
+        status = conn.pgconn.transaction_status
+        if status == TransactionStatus.INTRANS and failure is None:
+            await conn.execute(b"COMMIT")
+        elif status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            try:
+                await conn.execute(b"ROLLBACK")
+            except psycopg.Error:
+                await conn.close()  # unusable: the pool replaces it
 
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         """The current transaction's connection, else a pooled autocommit one.
@@ -201,6 +293,7 @@ class AsyncDatabase(DatabaseBase):
                 return
             conn = await self._checkout()
             token = self._enter_transaction(conn)
+            failure: BaseException | None = None
             try:
                 async with conn.transaction():
                     if self.settings.pgbouncer:
@@ -209,10 +302,14 @@ class AsyncDatabase(DatabaseBase):
                         )
                     yield conn
             except psycopg.Error as exc:
+                failure = exc
                 raise translate(exc) from exc
+            except BaseException as exc:
+                failure = exc
+                raise
             finally:
                 self._leave_transaction(token)
-                await self._checkin(conn)
+                await self._checkin(conn, failure)
 
     async def run_in_transaction(
         self,
@@ -265,16 +362,18 @@ class AsyncDatabase(DatabaseBase):
                 if timeout is None or not isinstance(exc.__cause__, PoolTimeout):
                     raise
                 raise TimeoutError(f"no connection for the ping within {timeout}s") from exc
+        failure: BaseException | None = None
         try:
             started = time.perf_counter()
             cur = await conn.execute("SELECT 1")
             await cur.fetchone()
             return (time.perf_counter() - started) * 1000
         except psycopg.Error as exc:
+            failure = exc
             raise translate(exc) from exc
         finally:
             if lease is not None:
-                await self._checkin(lease)
+                await self._checkin(lease, failure)
 
     async def budget(
         self, *, expected_services: int | None = None, max_size: int | None = None
@@ -286,15 +385,22 @@ class AsyncDatabase(DatabaseBase):
         size = self.settings.max_connections if max_size is None else max_size
         check_plan(services, size)
         async with self.connection() as conn:
-            settings = await (await conn.execute(SETTINGS_SQL)).fetchall()
-            in_use = await (await conn.execute(IN_USE_SQL)).fetchall()
+            return await self._read_budget(conn, services, size)
+
+    @staticmethod
+    async def _read_budget(conn: psycopg.AsyncConnection[Any], services: int, size: int) -> Budget:
+        settings = await (await conn.execute(SETTINGS_SQL)).fetchall()
+        in_use = await (await conn.execute(IN_USE_SQL)).fetchall()
         return budget_from_rows(settings, in_use, expected_services=services, max_size=size)
 
-    async def _check_budget(self) -> None:
+    async def _check_budget(self, conn: AsyncPooledConnection) -> None:
+        """The start-up budget check, on the pool's first connection (in the background)."""
         try:
-            budget = await self.budget()
-        except DataLayerError as exc:
-            self._budget_unchecked(exc)
+            budget = await self._read_budget(
+                conn, self.settings.expected_services, self.settings.max_connections
+            )
+        except psycopg.Error as exc:
+            self._budget_unchecked(translate(exc))
             return
         self._judge_budget(budget)
 
@@ -309,11 +415,21 @@ class _AsyncLease:
         self._conn: AsyncPooledConnection | None = None
 
     async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
-        current = self._db._current()
+        db = self._db
+        current = db._current()
         if current is not None:
             return current  # type: ignore[no-any-return]
-        self._conn = await self._db._checkout()
-        return self._conn
+        conn = self._conn = await db._checkout()
+        if db.settings.pgbouncer:
+            try:
+                await db._begin_with_timeout(conn)
+            except BaseException as exc:
+                self._conn = None
+                await db._checkin(conn, exc)
+                if isinstance(exc, psycopg.Error):
+                    raise translate(exc) from exc
+                raise
+        return conn
 
     async def __aexit__(
         self,
@@ -323,6 +439,15 @@ class _AsyncLease:
     ) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._db._checkin(conn)
+            failure = exc
+            try:
+                if self._db.settings.pgbouncer:
+                    await self._db._end_lease(conn, exc)
+            except psycopg.Error as end_exc:
+                failure = failure or end_exc
+                if exc is None:
+                    raise translate(end_exc) from end_exc
+            finally:
+                await self._db._checkin(conn, failure)
         if isinstance(exc, psycopg.Error):
             raise translate(exc) from exc

@@ -18,12 +18,14 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any, Protocol
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq.abc import PGconn
 
+from datalayer._breaker import Breaker
 from datalayer._budget import Budget
 from datalayer._config import Settings
-from datalayer.errors import DataLayerError, NotFoundError, ValidationError
+from datalayer.errors import DataLayerError, NotFoundError, TransientError, ValidationError
 from errorkit import get_logger
 
 __all__ = ["DatabaseBase", "PooledConnectionState"]
@@ -38,6 +40,23 @@ _WAIT_NOTICE_S = 0.001
 # At most one pool warning of each kind per this many seconds.
 _WARN_INTERVAL_S = 60.0
 _RETRY_BASE_DELAY_S = 0.05
+# A caller waiting for a *new* connection (not queued behind busy ones) looks at the
+# breaker this often, so a failed connection attempt fails it at once.
+WAIT_SLICE_S = 0.05
+# With the breaker open and no probe due, a caller still takes an idle connection if
+# the pool has one, waiting at most this long for it.
+IDLE_GRAB_S = 0.005
+# psycopg_pool's reconnect_timeout: how long the pool itself retries a failed
+# connection (with its backoff) before it gives up. Short on purpose: while an
+# attempt is pending the pool starts no new one, and its backoff doubles up to
+# minutes, so a long retry would hold recovery back after the server returns.
+# Past it, the breaker's probe (one caller every second at most, while there is
+# demand) makes the next attempt at once.
+RECONNECT_TIMEOUT_S = 0.5
+# The server is gone for this connection: read-only now (a demoted primary after a
+# failover, a standby), shutting down, crashed, or not accepting connections yet.
+READ_ONLY_SQLSTATE = "25006"
+_GONE_SQLSTATES = frozenset({READ_ONLY_SQLSTATE, "57P01", "57P02", "57P03"})
 
 # The transaction connection of each database in the current context (thread or
 # task). One variable for every database, keyed by database: a transaction on
@@ -94,12 +113,32 @@ def socket_readable(conn: PooledConnectionState) -> bool:
     return bool(poller.poll(0))
 
 
+def server_gone(exc: BaseException) -> bool:
+    """Did ``exc`` show that its connection's server is gone (for writes, or at all)?
+
+    Such a connection is closed, never handed out again: after a failover the old
+    primary answers 25006 (read-only) or 57P01 (admin shutdown), and a new
+    connection (``target_session_attrs=read-write``) finds the new primary.
+    """
+    if isinstance(exc, DataLayerError) and isinstance(exc.__cause__, psycopg.Error):
+        exc = exc.__cause__  # already translated, by a repository call inside a transaction
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        # No SQLSTATE: the connection itself was lost mid-query.
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state in _GONE_SQLSTATES or state.startswith("08")
+
+
 class DatabaseBase:
     """The parts of a database that do no I/O (see ``Database`` and ``AsyncDatabase``)."""
 
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._conninfo = conninfo
+        self._breaker = Breaker()
+        self._budget_checked = False
         # Connections lent out right now; set.add/discard need no lock.
         self._lent: set[Any] = set()
         self._warn_usage = _RateLimitedWarning("pool_usage_high")
@@ -127,7 +166,8 @@ class DatabaseBase:
         """Keyword arguments for the psycopg_pool pool, sync or async alike."""
         s = self.settings
         return {
-            "kwargs": self._connection_kwargs(),
+            # The pool's connection class reports each attempt's outcome to ``observer``.
+            "kwargs": {**self._connection_kwargs(), "observer": self},
             "min_size": s.min_connections,
             "max_size": s.max_connections,
             "timeout": s.pool_timeout,
@@ -135,10 +175,15 @@ class DatabaseBase:
             "max_idle": s.max_idle,
             "name": s.service_name,
             "open": False,
+            "reconnect_timeout": RECONNECT_TIMEOUT_S,
         }
 
     def _statement_timeout_ms(self) -> int:
         return max(1, round(self.settings.statement_timeout * 1000))
+
+    @property
+    def _begin_sql(self) -> str:
+        return f"BEGIN; SET LOCAL statement_timeout = {self._statement_timeout_ms()}"
 
     # -- transactions ------------------------------------------------------------
 
@@ -224,8 +269,41 @@ class DatabaseBase:
         conn.last_used = time.monotonic()
 
     @staticmethod
-    def _replaced() -> None:
-        _log.info("pool_connection_replaced", reason="dead on checkout")
+    def _replaced(reason: str = "dead on checkout") -> None:
+        _log.info("pool_connection_replaced", reason=reason)
+
+    # -- reachability (the breaker) ---------------------------------------------------
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        """The pool failed to make a connection: the server is unreachable for now."""
+        state = getattr(exc, "sqlstate", None)
+        if isinstance(state, str) and state.startswith("53"):
+            return  # too many connections: the server is up, and busy connections still work
+        if self._breaker.failed(type(exc).__name__):
+            _log.warning(
+                "database_unreachable",
+                error_type=type(exc).__name__,
+                sqlstate=state,
+                retry_every_s=self._breaker.retry_interval,
+            )
+
+    def _connected(self) -> None:
+        """The pool made a connection (or a probe got a working one): reachable again."""
+        if self._breaker.closed:
+            return
+        outage = self._breaker.succeeded()
+        if outage is not None:
+            _log.info("database_reachable", unreachable_ms=round(outage * 1000))
+
+    def _unreachable(self) -> TransientError:
+        return TransientError(
+            "database unreachable: the last connection attempt failed"
+            f" ({self._breaker.last_error}); calls fail at once until a probe connects"
+        )
+
+    def _probe_timeout(self, budget: float) -> float:
+        # A probe waits as long as a connection attempt may take, within its own budget.
+        return min(budget, self.settings.connect_timeout + 1.0)
 
     # -- monitoring ------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +12,14 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from datalayer import Database, QueryTimeoutError, Settings, TransientError, check_budget
+from datalayer import (
+    AsyncDatabase,
+    Database,
+    QueryTimeoutError,
+    Settings,
+    TransientError,
+    check_budget,
+)
 from datalayer.repositories import ClientsRepository
 
 from .conftest import PgBouncer
@@ -150,3 +159,66 @@ def _as_ms(value: Any) -> int:
         if text.endswith(unit) and text[: -len(unit)].isdigit():
             return int(text[: -len(unit)]) * factor
     return int(text)
+
+
+# --- a timeout on single statements too ---------------------------------------------
+
+
+def _pool_rows(pgbouncer: PgBouncer, dbname: str) -> list[dict[str, Any]]:
+    with psycopg.connect(pgbouncer.admin_conninfo, autocommit=True) as admin:
+        cur = admin.execute("SHOW POOLS")
+        names = [column.name for column in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cur if row[0] == dbname]
+
+
+def _single_statement_timeout(elapsed: float, flavour: str) -> None:
+    print(f"\n[{flavour}] pg_sleep(5), 1 s timeout, via PgBouncer: failed after {elapsed:.2f} s")
+
+
+def test_a_single_statement_gets_the_timeout_and_frees_the_server_connection(
+    pgbouncer: PgBouncer,
+) -> None:
+    settings = Settings(
+        pgbouncer=True, statement_timeout=1.0, max_connections=1, service_name="pgb-single"
+    )
+    dbname = str(conninfo_to_dict(pgbouncer.conninfo)["dbname"])
+    with Database(pgbouncer.conninfo, settings) as one:
+        started = time.perf_counter()
+        with pytest.raises(QueryTimeoutError) as caught, one.connection() as conn:
+            conn.execute("SELECT pg_sleep(5)")
+        elapsed = time.perf_counter() - started
+        _single_statement_timeout(elapsed, "sync")
+        assert caught.value.sqlstate == "57014"
+        assert elapsed < 4.5  # the timeout ended it, not pg_sleep
+        # The server connection went back to PgBouncer: nothing is active on it.
+        assert all(row["sv_active"] == 0 for row in _pool_rows(pgbouncer, dbname))
+        # And the pool's one connection serves the next call at once.
+        with one.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("1s",)
+
+
+def test_async_a_single_statement_gets_the_timeout(pgbouncer: PgBouncer) -> None:
+    settings = Settings(
+        pgbouncer=True, statement_timeout=1.0, max_connections=1, service_name="pgb-single-a"
+    )
+
+    async def scenario() -> tuple[float, str | None, Any]:
+        async with AsyncDatabase(pgbouncer.conninfo, settings) as one:
+            started = time.perf_counter()
+            sqlstate = None
+            try:
+                async with one.connection() as conn:
+                    await conn.execute("SELECT pg_sleep(5)")
+            except QueryTimeoutError as exc:
+                sqlstate = exc.sqlstate
+            elapsed = time.perf_counter() - started
+            async with one.connection() as conn:
+                row = await (await conn.execute("SELECT 1")).fetchone()
+            return elapsed, sqlstate, row
+
+    elapsed, sqlstate, row = asyncio.run(scenario())
+    _single_statement_timeout(elapsed, "async")
+    assert sqlstate == "57014"
+    assert elapsed < 4.5
+    assert row == (1,)

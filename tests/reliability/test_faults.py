@@ -156,7 +156,8 @@ class LoadState:
 
 
 SEEDED_READS = 20
-MAX_CALLS_PER_THREAD = 400
+# Calls fail fast during the outage (the breaker), so a thread makes many in it.
+MAX_CALLS_PER_THREAD = 5000
 SUCCESSES_AFTER_RESTART = 25
 
 
