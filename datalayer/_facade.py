@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeVar
 
 from datalayer._database import Database
+from datalayer._metrics import operation_observer
 from datalayer.errors import ValidationError
 from datalayer.models import Booking, Client, Company, DialogContext, Service, Staff, StaffSchedule
 from datalayer.repositories import (
@@ -104,6 +105,7 @@ def _declare(
             default_factory=default_factory,
             expected=(ValidationError,),
             extra=redact_arguments(redact) if redact else None,
+            observer=operation_observer(operation),
         )
         setattr(fn, POLICY_ATTRIBUTE, Policy(kind, operation, default_factory, redact))
         return boundary(fn)
