@@ -9,13 +9,12 @@ does not grow with the input.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-from errorkit._logs import parse_line
 
 __all__ = ["DurationSketch", "Summary", "summarize"]
 
@@ -147,25 +146,53 @@ class Summary:
 
     def add(self, raw: bytes | str) -> None:
         """Count one log line (blank lines are ignored)."""
-        record = parse_line(raw)
-        if record is None:
-            if raw.strip():
-                self.lines += 1
-                self.unparsed += 1
-            return
-        self.lines += 1
-        if self.keep is not None and not self.keep(record):
-            self.filtered += 1
-            return
-        stamp = record.get("timestamp")
-        if type(stamp) is str:
-            if self.first_timestamp is None or stamp < self.first_timestamp:
-                self.first_timestamp = stamp
-            if self.last_timestamp is None or stamp > self.last_timestamp:
-                self.last_timestamp = stamp
-        handler = self._handlers.get(record["event"])
-        if handler is not None:
-            handler(record)
+        self.consume((raw,))
+
+    def consume(self, lines: Iterable[bytes | str]) -> None:
+        """Count every line of ``lines``, streaming (blank lines are ignored).
+
+        The loop is :func:`~errorkit._logs.parse_line` inlined, with its state in
+        locals: it runs once per line, and a log can hold millions.
+        """
+        loads = json.loads
+        handlers = self._handlers
+        keep = self.keep
+        read = unparsed = filtered = 0
+        first, last = self.first_timestamp, self.last_timestamp
+        try:
+            for raw in lines:
+                try:
+                    record = loads(raw)
+                except ValueError:  # not JSON, or bytes that are not UTF-8
+                    if raw.strip():
+                        read += 1
+                        unparsed += 1
+                    continue
+                read += 1
+                if type(record) is not dict:
+                    unparsed += 1
+                    continue
+                event = record.get("event")
+                if type(event) is not str:
+                    unparsed += 1
+                    continue
+                if keep is not None and not keep(record):
+                    filtered += 1
+                    continue
+                stamp = record.get("timestamp")
+                if type(stamp) is str:
+                    if first is None or stamp < first:
+                        first = stamp
+                    if last is None or stamp > last:
+                        last = stamp
+                handler = handlers.get(event)
+                if handler is not None:
+                    handler(record)
+        finally:  # an input failing part way still counts what was read
+            self.lines += read
+            self.unparsed += unparsed
+            self.filtered += filtered
+            self.first_timestamp, self.last_timestamp = first, last
 
     # --- one handler per event ---------------------------------------------------------
 
@@ -287,7 +314,5 @@ def summarize(
 ) -> Summary:
     """Read ``lines`` once into a :class:`Summary`."""
     summary = Summary(keep)
-    add = summary.add
-    for raw in lines:
-        add(raw)
+    summary.consume(lines)
     return summary

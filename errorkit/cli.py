@@ -57,9 +57,7 @@ def _cmd_summary(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     keep = _line_filter(args, parser)
     run = _Run()
     summary = Summary(keep if keep.active else None)
-    add = summary.add
-    for raw in read_sources(args.files, run.unreadable_input):
-        add(raw)
+    summary.consume(read_sources(args.files, run.unreadable_input))
     data = summary.as_dict()
     if args.json:
         json.dump(data, sys.stdout, indent=2)
