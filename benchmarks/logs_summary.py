@@ -16,10 +16,11 @@ Usage::
 
 Each repeat times, back to back on the same file: the baseline (read the file
 in binary, ``json.loads`` every line), ``errorkit logs summary --json`` in
-process, and the same on the gzipped file. Prints lines per second of each and
-the ratio summary / baseline per repeat (median, min-max), then one run of the
-console script as a subprocess (interpreter start-up included). Target:
->= 100,000 lines/s.
+process, and the same on the gzipped file. Prints lines per second of CPU time
+(what the command needs of a core; wall time, also printed, counts whatever
+else the machine runs) and the ratio summary / baseline per repeat (median,
+min-max), then one run of the console script as a subprocess (interpreter
+start-up included). Target: >= 100,000 lines/s.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 import logging
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -170,10 +172,11 @@ def summary(path: Path) -> None:
     assert code == 0, code
 
 
-def timed(fn: Any, path: Path) -> float:
-    started = time.perf_counter()
+def timed(fn: Any, path: Path) -> tuple[float, float]:
+    """Wall seconds and this thread's CPU seconds of ``fn(path)``."""
+    wall, cpu = time.perf_counter(), time.thread_time()
     fn(path)
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,24 +198,36 @@ def main(argv: list[str] | None = None) -> int:
             f" gz {packed.stat().st_size / 1e6:.1f} MB; {args.repeats} repeats"
         )
         summary(log)  # warm up: imports, page cache
-        times: dict[str, list[float]] = {"baseline": [], "summary": [], "summary .gz": []}
+        times: dict[str, list[tuple[float, float]]] = {
+            "baseline": [],
+            "summary": [],
+            "summary .gz": [],
+        }
         for _ in range(args.repeats):
-            times["baseline"].append(timed(baseline, log))
-            times["summary"].append(timed(summary, log))
-            times["summary .gz"].append(timed(summary, packed))
-        for name, seconds in times.items():
-            rates = [args.lines / s for s in seconds]
+            for name, fn, path in (
+                ("baseline", baseline, log),
+                ("summary", summary, log),
+                ("summary .gz", summary, packed),
+            ):
+                times[name].append(timed(fn, path))
+        # CPU time is what the command needs of a core; wall time also counts the other
+        # processes of a shared machine, so it is printed but not the headline.
+        for name, pairs in times.items():
+            cpu_rates = [args.lines / c for _, c in pairs]
+            wall_rates = [args.lines / w for w, _ in pairs]
             print(
-                f"  {name:12s}: median {statistics.median(rates):9,.0f} lines/s"
-                f" (min {min(rates):9,.0f}, max {max(rates):9,.0f})"
+                f"  {name:12s}: median {statistics.median(cpu_rates):9,.0f} lines/s of CPU"
+                f" (min {min(cpu_rates):9,.0f}, max {max(cpu_rates):9,.0f});"
+                f" wall median {statistics.median(wall_rates):9,.0f}"
             )
         for name in ("summary", "summary .gz"):
-            ratios = [s / b for s, b in zip(times[name], times["baseline"], strict=True)]
+            ratios = [s[1] / b[1] for s, b in zip(times[name], times["baseline"], strict=True)]
             print(
-                f"  {name} / baseline time: median {statistics.median(ratios):.2f}x"
+                f"  {name} / baseline CPU time: median {statistics.median(ratios):.2f}x"
                 f" (min {min(ratios):.2f}x, max {max(ratios):.2f}x)"
             )
         script = shutil.which("errorkit") or "errorkit"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(
             [script, "logs", "summary", str(log), "--json"],
@@ -220,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.DEVNULL,
         )
         elapsed = time.perf_counter() - started
-        print(f"  console script, start-up included: {args.lines / elapsed:,.0f} lines/s")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        print(
+            f"  console script, start-up included: {args.lines / child_cpu:,.0f} lines/s of CPU,"
+            f" {args.lines / elapsed:,.0f} wall"
+        )
         print("  target: >= 100,000 lines/s")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

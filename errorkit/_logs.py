@@ -51,7 +51,7 @@ def parse_line(raw: bytes | str) -> dict[str, Any] | None:
     with a string ``event``)."""
     try:
         record = json.loads(raw)
-    except ValueError:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+    except (ValueError, RecursionError):  # also bytes that are not UTF-8, absurd nesting
         return None
     if type(record) is dict and type(record.get("event")) is str:
         return record

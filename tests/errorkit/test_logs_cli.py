@@ -183,16 +183,19 @@ def test_lines_that_are_not_ours_are_counted_and_never_stop_the_run(
         b'"a string"',
         b'{"no_event_key": 1}',
         b'{"event": 42}',
+        b'{"event": "x"} trailing',
+        b"[" * 100_000,
         b"\xff\xfe binary garbage \x00",
         b"",
         b"   ",
+        b'  {"event": "indented", "level": "info"}  ',  # ours: blanks around JSON are fine
     ]
     mixed = tmp_path / "mixed.log"
     mixed.write_bytes(b"\n".join(noise) + b"\n" + service_log.read_bytes())
     data = summary_json(str(mixed))
     clean = summary_json(str(service_log))
-    assert data["unparsed"] == clean["unparsed"] + 7  # blank lines are not counted
-    assert data["lines"] == clean["lines"] + 7
+    assert data["unparsed"] == clean["unparsed"] + 9  # blank lines are not counted
+    assert data["lines"] == clean["lines"] + 10  # and the indented line of ours
     assert data["failures"] == clean["failures"]
 
 
