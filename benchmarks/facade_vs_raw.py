@@ -19,6 +19,11 @@ end. Prints the per-call wall time of each side over the repeats (sides
 alternate, so none gets a warmer cache), the client-side CPU time (steadier on
 a busy machine than wall time), and the ratios facade / raw (target: within
 1.2x).
+
+Then the facade with Prometheus metrics on (the default: its boundary files each
+call in ``datalayer_operation_duration_seconds``) against off
+(``ERRORKIT_METRICS=false``), in alternating batches, and what the observer costs
+on its own (target: metrics on within 1.05x of off).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import statistics
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from typing import Any
 
@@ -36,9 +42,12 @@ from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
 from datalayer import Database, DataLayer, Settings, migrate
+from datalayer._metrics import operation_observer
 from datalayer.models import Client
 from datalayer.repositories import ClientsRepository
 from datalayer.repositories._sql import build_select
+from errorkit import captured
+from errorkit._config import settings as errorkit_settings
 
 COMPANY_ID = 1
 TYPED_PHONE = "8 (968) 648-44-88"
@@ -46,21 +55,62 @@ STORED_PHONE = "79686484488"
 CLIENTS = 1_000
 
 
-def measure(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
-    """Wall time and this process's CPU time per call, in microseconds."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def measure(
+    fn: Callable[[], Any], calls: int, cpu_clock: Callable[[], float] = time.process_time
+) -> tuple[float, float]:
+    """Wall time and CPU time (this process's, by default) per call, in microseconds."""
+    wall, cpu = time.perf_counter(), cpu_clock()
     for _ in range(calls):
         fn()
     return (
         (time.perf_counter() - wall) / calls * 1e6,
-        (time.process_time() - cpu) / calls * 1e6,
+        (cpu_clock() - cpu) / calls * 1e6,
     )
+
+
+def metrics_on_off(
+    fn: Callable[[], Any], rounds: int, batch: int
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) per call of ``fn`` with metrics on and off, in alternating small batches.
+
+    Small batches, alternated (on-off, then off-on), give both sides the same share
+    of a machine whose load changes from second to second.
+    """
+    times: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+    try:
+        for n in range(rounds):
+            for on in (True, False) if n % 2 == 0 else (False, True):
+                errorkit_settings.metrics = on
+                times["on" if on else "off"].append(measure(fn, batch, cpu_clock=time.thread_time))
+    finally:
+        errorkit_settings.metrics = True
+    return times
+
+
+def observer_cost(number: int = 200_000) -> float:
+    """What the facade's observer adds to one call, in microseconds of CPU: a boundary
+    wearing it minus the same boundary without it, on a function that does nothing."""
+
+    def nothing() -> None:
+        return None
+
+    plain = captured("benchmark", "nothing")(nothing)
+    observed = captured("benchmark", "nothing", observer=operation_observer("benchmark"))(nothing)
+    best = {}
+    for name, fn in (("plain", plain), ("observed", observed)):
+        timer = timeit.Timer(fn, timer=time.thread_time)
+        best[name] = min(timer.repeat(repeat=7, number=number)) / number * 1e6
+    return best["observed"] - best["plain"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000, help="calls per repeat and side")
     parser.add_argument("--repeats", type=int, default=15, help="alternating rounds per side")
+    parser.add_argument(
+        "--switch-rounds", type=int, default=300, help="metrics on/off: rounds of each side"
+    )
+    parser.add_argument("--batch", type=int, default=50, help="metrics on/off: calls per batch")
     args = parser.parse_args(argv)
 
     with scratch_database("facade_bench") as url:
@@ -138,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                     wall[name].append(w)
                     cpu[name].append(c)
             raw_pool.close()
+            switched = metrics_on_off(through_facade, args.switch_rounds, args.batch)
+        isolated = observer_cost()
 
     print(f"get_client_by_phone: {args.repeats} repeats x {args.calls} calls per side")
     for name in sides:
@@ -156,6 +208,26 @@ def main(argv: list[str] | None = None) -> int:
             f" {statistics.median(cpu['facade']) / statistics.median(cpu[base]):.2f}x client CPU"
         )
     print("  target: facade within 1.20x of raw")
+    print(
+        f"metrics on / off ({args.switch_rounds} rounds of {args.batch} calls each, order"
+        " alternating; ERRORKIT_METRICS switched between batches):"
+    )
+    for clock in ("wall", "cpu"):
+        on = [w if clock == "wall" else c for w, c in switched["on"]]
+        off = [w if clock == "wall" else c for w, c in switched["off"]]
+        ratios = [a / b for a, b in zip(on, off, strict=True)]
+        label = "wall" if clock == "wall" else "this thread's CPU"
+        on_us, off_us = statistics.median(on), statistics.median(off)
+        print(
+            f"  {label:17s}: on {on_us:6.1f} us/call, off {off_us:6.1f} us/call:"
+            f" {on_us / off_us:.3f}x (median of rounds {statistics.median(ratios):.3f}x)"
+        )
+    off_cpu = statistics.median(c for _, c in switched["off"])
+    print(
+        f"  the observer alone (an observed boundary minus a plain one, success path):"
+        f" {isolated * 1e3:.0f} ns/call = {isolated / off_cpu * 100:.2f} % of a facade call's CPU"
+    )
+    print("  target: metrics on within 1.05x of off")
     return 0
 
 

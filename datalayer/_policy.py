@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeVar
 
+from datalayer._metrics import operation_observer
 from datalayer.errors import ValidationError
 from datalayer.validation import (
     Normalizer,
@@ -103,6 +104,7 @@ def _declare(
             default_factory=default_factory,
             expected=(ValidationError,),
             extra=redact_arguments(redact) if redact else None,
+            observer=operation_observer(operation),
         )
         setattr(fn, POLICY_ATTRIBUTE, Policy(kind, operation, default_factory, redact))
         return boundary(fn)

@@ -1,8 +1,9 @@
 """The health HTTP API: a Starlette app behind errorkit's ASGI middleware.
 
 ``GET /health`` (liveness plus a database ping), ``GET /health/db`` (pool
-figures, connection budget, ping latency) and ``GET /health/whatsapp`` (the
-auth-state health check: 200 healthy or warning, 503 critical, 500 error).
+figures, connection budget, ping latency), ``GET /health/whatsapp`` (the
+auth-state health check: 200 healthy or warning, 503 critical, 500 error) and
+``GET /metrics`` (Prometheus; 404 when metrics are off).
 Bodies are JSON; failures carry an error kind, never a traceback or a
 connection string. Served by ``datalayer serve``.
 """
@@ -20,9 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from datalayer._metrics import watch_pool, watch_whatsapp_keys
 from datalayer.errors import ValidationError
 from datalayer.whatsapp import check_session_health
 from errorkit import captured, classify
+from errorkit import metrics as errorkit_metrics
 from errorkit.asgi import ErrorkitMiddleware
 
 if TYPE_CHECKING:
@@ -84,6 +87,15 @@ def _budget(db: Database) -> dict[str, Any] | None:
     return budget
 
 
+def metrics(request: Request) -> Response:
+    """A Prometheus scrape of the process (sync: Starlette runs it in a worker thread,
+    since a scrape may count WhatsApp keys in the database)."""
+    if not errorkit_metrics.enabled():
+        return json_response({"error": "metrics_disabled"}, 404)
+    body, content_type = errorkit_metrics.exposition(request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
 def _internal_error(request: Request, exc: Exception) -> Response:
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     return json_response({"error": "internal_error", "request_id": request_id}, 500)
@@ -93,8 +105,11 @@ def create_app(db: Database, *, routes: Sequence[BaseRoute] = ()) -> ErrorkitMid
     """The health API for ``db`` (the caller owns ``db`` and closes it).
 
     ``routes`` are mounted beside the health endpoints, for a service that
-    wants its own under the same middleware.
+    wants its own under the same middleware. ``db``'s pool figures and WhatsApp
+    key counts join the process's metrics.
     """
+    watch_pool(db)
+    watch_whatsapp_keys(db)
 
     def health(request: Request) -> Response:
         ping = ping_database(db)
@@ -123,6 +138,7 @@ def create_app(db: Database, *, routes: Sequence[BaseRoute] = ()) -> ErrorkitMid
             Route("/health", health, methods=["GET"]),
             Route("/health/db", health_db, methods=["GET"]),
             Route("/health/whatsapp", health_whatsapp, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *routes,
         ],
     )

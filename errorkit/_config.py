@@ -47,6 +47,22 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def env_flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no variable (``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``)."""
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{name} must be true or false, got {environ[name]!r}")
+
+
 def level_from_name(name: str, variable: str = "ERRORKIT_LOG_LEVEL") -> int:
     try:
         return LEVELS[name.strip().lower()]
@@ -63,6 +79,8 @@ class Settings:
     events_per_minute: int = 10
     log_lines_per_minute: int = 60
     repr_limit: int = 512
+    # Prometheus counters on the failure path and boundary observers' metrics.
+    metrics: bool = True
     # Derived from log_level; a plain attribute because the success path reads it.
     debug: bool = False
 
@@ -82,6 +100,7 @@ class Settings:
             events_per_minute=_int(env, "ERRORKIT_EVENTS_PER_MINUTE", 10),
             log_lines_per_minute=_int(env, "ERRORKIT_LOG_LINES_PER_MINUTE", 60),
             repr_limit=_int(env, "ERRORKIT_REPR_LIMIT", 512) or 512,
+            metrics=env_flag(env, "ERRORKIT_METRICS", True),
         )
 
 

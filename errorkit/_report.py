@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import sentry_sdk
 import structlog
 
-from errorkit import _storm
+from errorkit import _metrics, _storm
 from errorkit._arguments import capture_arguments
 from errorkit._classify import WARNING_KINDS, classify
 from errorkit._config import settings
@@ -163,6 +163,7 @@ def report_rejection(boundary: Boundary, exc: Exception, duration_ms: float) -> 
     if getattr(exc, _REJECTED, False) or reported_event_id(exc) is not None:
         return
     _mark(exc, _REJECTED, "1")
+    _metrics.count_rejection(boundary.component, boundary.operation)
     _log.warning(
         "operation_rejected",
         **line_fields(boundary, duration_ms),
@@ -196,6 +197,7 @@ def report_failure(
         return (previous or None), False
     _mark(exc, _REPORTED, "")
     kind = classify(exc)
+    _metrics.count_failure(boundary.component, boundary.operation, kind)
     type_name = _type_name(exc)
     key: Hashable = (boundary.component, boundary.operation, type_name, kind)
     storm = _storm.current()
@@ -222,6 +224,8 @@ def report_failure(
                 _mark(exc, _REPORTED, event_id)
             else:
                 storm.event_not_sent(key, decision.suppressed)
+        else:
+            _metrics.count_suppressed(boundary.component, boundary.operation, "event")
     line, evicted_lines = storm.admit_log_line(key)
     if line.suppressed:
         _log_suppressed(boundary.component, boundary.operation, type_name, kind, line.suppressed)
@@ -235,6 +239,8 @@ def report_failure(
             sentry_event_id=event_id,
             exc_info=exc,
         )
+    else:
+        _metrics.count_suppressed(boundary.component, boundary.operation, "log")
     if evicted_events or evicted_lines:
         report_suppressed(evicted_events, evicted_lines)
     return event_id, True

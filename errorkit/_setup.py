@@ -42,6 +42,7 @@ def setup(
     events_per_minute: int | None = None,
     log_lines_per_minute: int | None = None,
     slow_ms: float | None = None,
+    metrics: bool | None = None,
 ) -> None:
     """Start errorkit for an entry point: ``.env``, then logging, then Sentry.
 
@@ -56,6 +57,8 @@ def setup(
 
     Storm-control budgets come from ``ERRORKIT_EVENTS_PER_MINUTE`` /
     ``ERRORKIT_LOG_LINES_PER_MINUTE`` unless given here (0 = no limit).
+    Prometheus metrics (:mod:`errorkit.metrics`) are counted unless ``metrics``
+    is False or ``ERRORKIT_METRICS=false``.
     Calling it again with the same arguments and environment changes nothing;
     a bad variable raises ValueError naming it.
     """
@@ -66,7 +69,7 @@ def setup(
         environ = dict(os.environ)
         key = (
             service, log_format, log_level, log_stream, events_per_minute,
-            log_lines_per_minute, slow_ms, tuple(sorted(
+            log_lines_per_minute, slow_ms, metrics, tuple(sorted(
                 (k, v) for k, v in environ.items() if k.startswith(("ERRORKIT_", "SENTRY_"))
                 or k == "SERVICE_NAME"
             )),
@@ -82,12 +85,15 @@ def setup(
             fresh.log_lines_per_minute = log_lines_per_minute
         if slow_ms is not None:
             fresh.slow_ms = slow_ms
+        if metrics is not None:
+            fresh.metrics = bool(metrics)
         fmt = log_format or _log_format(environ.get("ERRORKIT_LOG_FORMAT", ""))
         service_name = service or environ.get("SERVICE_NAME") or None
         options = _sentry_options(environ, service_name)
 
         settings.slow_ms = fresh.slow_ms
         settings.repr_limit = fresh.repr_limit
+        settings.metrics = fresh.metrics
         settings.set_log_level(fresh.log_level)
         settings.events_per_minute = fresh.events_per_minute
         settings.log_lines_per_minute = fresh.log_lines_per_minute

@@ -7,7 +7,7 @@ Run it:
 It uses DATABASE_URL (or POSTGRES_*), else starts the embedded PostgreSQL. Log
 lines are JSON on stdout, the example's own remarks go to stderr, so
 
-    python examples/decorate_new_method.py | python examples/read_json_logs.py
+    python examples/decorate_new_method.py | errorkit logs summary
 
 summarises the run. With SENTRY_DSN set the failure goes to Sentry; without
 it the example shows the event that would have been sent.

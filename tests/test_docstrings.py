@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-PUBLIC_MODULES = ("errorkit", "errorkit.testing", "errorkit.asgi", "datalayer")
+PUBLIC_MODULES = (
+    "errorkit",
+    "errorkit.testing",
+    "errorkit.asgi",
+    "errorkit.metrics",
+    "datalayer",
+    "datalayer.metrics",
+)
 
 
 def _own_doc(obj: Any) -> str | None:

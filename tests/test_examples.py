@@ -71,7 +71,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 def test_every_example_has_a_test() -> None:
     tested = {
         "decorate_new_method.py",
-        "read_json_logs.py",
         "service_using_facade.py",
         "testing_with_errorkit.py",
     }
@@ -122,7 +121,7 @@ def test_doc_snippet_runs_as_written(code: str, pg_url: str, tmp_path: Path) -> 
         assert "phone='79686484488'" in result.stdout
 
 
-# --- decorate_new_method.py, and read_json_logs.py on its output ------------------------
+# --- decorate_new_method.py, and `errorkit logs summary` on its output ------------------
 
 
 @pytest.fixture(scope="module")
@@ -155,87 +154,25 @@ def test_decorate_new_method_reports_each_failure_once(
         assert phone not in decorate_run.stderr
 
 
-def test_read_json_logs_summarises_a_real_run(
+def test_errorkit_logs_summary_reads_a_real_run(
     decorate_run: subprocess.CompletedProcess[str],
 ) -> None:
-    result = run_example(
-        "examples/read_json_logs.py", "--json", env=example_env(), stdin=decorate_run.stdout
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    operations = summary["operations"]
-    assert operations["data-layer.import_client"]["failed"] == 1
-    assert operations["data-layer.import_client"]["error_kinds"] == {"timeout": 1}
-    assert operations["data-layer.lapsed_clients"]["failed"] == 1
-    assert operations["data-layer.lapsed_clients"]["rejected"] == 1
-    assert summary["skipped"] == 0
-
-    human = run_example("examples/read_json_logs.py", env=example_env(), stdin=decorate_run.stdout)
-    assert human.returncode == 0, human.stderr
-    assert "data-layer.import_client: 1 failed" in human.stdout
-
-
-def test_read_json_logs_counts_suppressed_failures_and_slow_calls(tmp_path: Path) -> None:
-    def line(event: str, operation: str, **fields: Any) -> str:
-        return json.dumps(
-            {
-                "event": event,
-                "component": "data-layer",
-                "operation": operation,
-                "level": "error",
-                **fields,
-            }
-        )
-
-    log = tmp_path / "service.log"
-    log.write_text(
-        "\n".join(
-            [
-                "uvicorn said something that is not JSON",
-                line(
-                    "operation_failed",
-                    "get_company",
-                    error_kind="transient",
-                    error_message="server closed the connection",
-                    request_id="r1",
-                ),
-                line("operation_failures_suppressed", "get_company", suppressed=41),
-                line("operation_slow", "get_staff", duration_ms=812.5, request_id="r2"),
-                line("operation_slow", "get_staff", duration_ms=1203.0),
-                line("operation_completed", "get_services", duration_ms=90.0),
-                line("operation_rejected", "get_client_by_phone", error_kind="invalid"),
-                json.dumps(
-                    {
-                        "event": "operation_failed",
-                        "component": "http",
-                        "operation": "GET /x",
-                        "error_kind": "internal",
-                    }
-                ),
-                "[1, 2, 3]",
-            ]
-        )
-    )
-    result = run_example(
-        "examples/read_json_logs.py",
-        str(log),
-        "--json",
-        "--slow-ms",
-        "50",
-        "--component",
-        "data-layer",
+    """The log reader that replaced examples/read_json_logs.py, on an example's output."""
+    errorkit_script = str(Path(sys.executable).parent / "errorkit")
+    result = subprocess.run(
+        [errorkit_script, "logs", "summary", "--json"],
+        input=decorate_run.stdout,
+        capture_output=True,
+        text=True,
         env=example_env(),
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["skipped"] == 2
-    operations = summary["operations"]
-    assert operations["data-layer.get_company"]["failed"] == 42
-    assert operations["data-layer.get_company"]["suppressed"] == 41
-    assert operations["data-layer.get_company"]["request_ids"] == ["r1"]
-    assert operations["data-layer.get_client_by_phone"]["rejected"] == 1
-    assert [c["duration_ms"] for c in summary["slowest_calls"]] == [1203.0, 812.5, 90.0]
-    assert "http.GET /x" not in operations
+    failed = {(f["operation"], f["error_kind"]): f["count"] for f in summary["failures"]}
+    assert failed == {("import_client", "timeout"): 1, ("lapsed_clients", "internal"): 1}
+    assert [(r["operation"], r["count"]) for r in summary["rejections"]] == [("lapsed_clients", 1)]
+    assert summary["unparsed"] == 0
 
 
 # --- testing_with_errorkit.py ----------------------------------------------------------

@@ -23,6 +23,7 @@ def _restore_global_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ERRORKIT_SLOW_MS",
         "ERRORKIT_EVENTS_PER_MINUTE",
         "ERRORKIT_LOG_LINES_PER_MINUTE",
+        "ERRORKIT_METRICS",
     ):
         monkeypatch.delenv(name, raising=False)
     config = structlog.get_config()
