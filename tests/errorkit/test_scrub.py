@@ -136,15 +136,15 @@ def test_failing_scrubber_costs_a_fallback_not_an_error(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    import errorkit._event
     import errorkit._logging
-    import errorkit._sentry
     from errorkit.testing import capture_events
 
     def broken(value: Any, **kwargs: Any) -> Any:
         raise RuntimeError("scrubber bug")
 
     errorkit.setup(env_file=None, log_format="json")
-    monkeypatch.setattr(errorkit._sentry, "scrub_text", broken)
+    monkeypatch.setattr(errorkit._event, "scrub_text", broken)
     monkeypatch.setattr(errorkit._logging, "scrub_for_log", broken)
 
     @captured("crm", "notify", reraise=False, default="fallback")

@@ -542,7 +542,7 @@ def test_sentry_failing_inside_capture_still_logs_and_keeps_policy(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("sdk bug")
 
-    monkeypatch.setattr(sentry_sdk, "capture_exception", explode)
+    monkeypatch.setattr(sentry_sdk.Scope, "capture_exception", explode)
 
     @captured("c", "op", reraise=False, default="d")
     def soft() -> str:
