@@ -10,6 +10,7 @@ the value may be a phone number or a name, and the message ends up in logs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sized
 from datetime import date, datetime
@@ -201,7 +202,8 @@ def validate_payload(
     *normalizers* map a field to the validator of its value; ``None`` values
     are left to the database. The result holds every field: those a mapping
     leaves out take the model's defaults, so an upsert always writes a full
-    row, whichever way it was spelt.
+    row, whichever way it was spelt. An optional name field (``name``,
+    ``staff_name``) that is blank (empty or whitespace) becomes ``None``.
     """
     fields, required = _model_fields(model)
     if isinstance(payload, model):
@@ -215,6 +217,12 @@ def validate_payload(
         row = dict(payload)
     else:
         raise ValidationError(f"{name} must be a {model.__name__} or a mapping")
+    for field in _blank_means_null(model):
+        # The booking system holds clients without names: a blank one is no name (NULL),
+        # and one such client must not fail a whole sync.
+        value = row.get(field)
+        if isinstance(value, str) and not value.strip():
+            row[field] = None
     missing = sorted(k for k in required.union(keys) if row.get(k) is None)
     if missing:
         raise ValidationError(f"{name} lacks required fields: {', '.join(missing)}")
@@ -247,6 +255,13 @@ def _model_fields(model: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
         )
         known = _MODEL_FIELDS[model] = (frozenset(f.name for f in fields), frozenset(required))
     return known
+
+
+@functools.cache
+def _blank_means_null(model: type[Any]) -> tuple[str, ...]:
+    """The optional name fields of *model* (``name``, ``*_name``): blank is stored as NULL."""
+    fields, required = _model_fields(model)
+    return tuple(sorted(f for f in fields - required if f == "name" or f.endswith("_name")))
 
 
 def _field_names(keys: list[object]) -> str:
