@@ -105,9 +105,29 @@ _ORDER = {key: rank for rank, key in enumerate(_FIRST)}
 _PLAIN = (int, float, bool, type(None), dt.datetime, dt.date)
 
 
+def _json_size(text: str) -> int:
+    """Bytes ``text`` takes in the JSON Sentry sends, or a little more."""
+    if text.isascii() and text.isprintable():
+        return len(text) + 3
+    # json.dumps escapes control and non-ASCII characters: \uXXXX per UTF-16 unit.
+    return len(text.encode("utf-16-le")) * 3 + 3
+
+
 @functools.lru_cache(maxsize=1024)  # the same few keys in every event
 def _clean_key(key: str) -> str:
     return scrub_text(key[: KEY_LIMIT + 256])[:KEY_LIMIT]
+
+
+# Source lines around each frame: code, but code may hold a literal secret. The same
+# lines come back with every failure at the same place, so their scrubbed form is kept.
+_SOURCE_KEYS = frozenset({"pre_context", "context_line", "post_context"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _clean_source_line(line: str) -> str:
+    if len(line) > STRING_LIMIT:
+        return scrub_text(line[: STRING_LIMIT + 256])[:STRING_LIMIT] + "..."
+    return scrub_text(line)
 
 
 class _Walk:
@@ -130,13 +150,9 @@ class _Walk:
             value = value[:limit] + "..."
         elif scrub:
             value = scrub_text(value)
-        if value.isascii() and value.isprintable():
-            self.budget -= len(value) + 3
-        else:
-            # json.dumps escapes every non-ASCII character as \uXXXX (per UTF-16 unit).
-            if not value.isascii() and self.budget <= 0:
-                return CUT
-            self.budget -= len(value.encode("utf-16-le")) * 3 + 3
+        if not value.isascii() and self.budget <= 0:
+            return CUT
+        self.budget -= _json_size(value)
         return value
 
     def node(self, value: Any, depth: int, scrub: bool, in_data: bool) -> Any:
@@ -165,6 +181,17 @@ class _Walk:
         repr_text = safe_repr(value, STRING_LIMIT)  # bounded and scrubbed
         return self.text(repr_text, False)
 
+    def source(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if len(value) > SHORT and self.budget <= 0:
+                return CUT
+            line = _clean_source_line(value)
+            self.budget -= _json_size(line)
+            return line
+        if isinstance(value, list | tuple):
+            return [self.source(item) for item in list(value)[:MAX_ITEMS]]
+        return self.node(value, MAX_DEPTH, True, True)
+
     def mapping(self, value: Mapping[Any, Any], depth: int, scrub: bool, in_data: bool) -> Any:
         out: dict[Any, Any] = {}
         for count, (key, item) in enumerate(value.items()):
@@ -179,13 +206,16 @@ class _Walk:
             if not in_data:
                 if key == _LOCALS:
                     continue
+                if key in _SOURCE_KEYS and scrub:
+                    out[key] = self.source(item)
+                    continue
                 if key in STRUCTURAL_KEYS:
                     kept = item if key in SDK_METADATA else self.node(item, depth + 1, False, False)
                     out[key] = kept
                     continue
             # Keys are data too (a mapping keyed by phone number or e-mail address).
             name = _clean_key(key) if scrub else key[:KEY_LIMIT]
-            self.budget -= len(name) * 6 + 3
+            self.budget -= _json_size(name)
             if scrub and is_secret_key(key) and value_is_set(item):
                 out[name] = FILTERED
                 continue

@@ -173,6 +173,7 @@ _DIGIT = re.compile(r"\d")
 # pattern needs a digit, '@', ':' or '='): most keys and values of a log line.
 _INERT = re.compile(r"[^\d@:=]*+")
 _SHORTEST_TOKEN = 19  # "hf_" + 16
+_SHORTEST_NUMBER = 10  # a phone number's digits; a card has more
 
 # Every pattern scrub_text runs (the structure test walks this).
 PATTERNS = (
@@ -337,10 +338,11 @@ def scrub_text(text: str) -> str:
             text = _INLINE_SECRET.sub(r"\1***", text)
         if ":" in text:
             text = _BOT_TOKEN.sub(":***", text)
-    text = _mask_tokens(text)
+    if len(text) >= _SHORTEST_TOKEN:
+        text = _mask_tokens(text)
     if "@" in text:
         text = _mask_emails(text)
-    if _DIGIT.search(text):
+    if len(text) >= _SHORTEST_NUMBER and _DIGIT.search(text):
         text = _CARD.sub(_mask_card, text)
         text = _PHONE.sub(_mask_phone, text)
     return text
