@@ -10,7 +10,6 @@ the value may be a phone number or a name, and the message ends up in logs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sized
 from datetime import date, datetime
@@ -257,11 +256,17 @@ def _model_fields(model: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
     return known
 
 
-@functools.cache
+_NAME_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
 def _blank_means_null(model: type[Any]) -> tuple[str, ...]:
     """The optional name fields of *model* (``name``, ``*_name``): blank is stored as NULL."""
-    fields, required = _model_fields(model)
-    return tuple(sorted(f for f in fields - required if f == "name" or f.endswith("_name")))
+    known = _NAME_FIELDS.get(model)
+    if known is None:
+        fields, required = _model_fields(model)
+        names = (f for f in fields - required if f == "name" or f.endswith("_name"))
+        known = _NAME_FIELDS[model] = tuple(sorted(names))
+    return known
 
 
 def _field_names(keys: list[object]) -> str:
