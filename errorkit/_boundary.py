@@ -186,6 +186,7 @@ class Boundary:
         try:
             result = wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True  # Sentry and pytest leave this wrapper frame out
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
@@ -199,6 +200,7 @@ class Boundary:
         try:
             result = await wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
@@ -212,6 +214,7 @@ class Boundary:
         try:
             result = yield from wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
@@ -226,6 +229,7 @@ class Boundary:
         try:
             agen = wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return
@@ -242,6 +246,7 @@ class Boundary:
                 self._finished(started)
                 return
             except Exception as exc:
+                __tracebackhide__ = True
                 if self._failed(exc, started, instance, args, kwargs):
                     raise
                 return
