@@ -203,7 +203,8 @@ def validate_payload(
     *normalizers* map a field to the validator of its value; ``None`` values
     are left to the database. The result holds every field: those a mapping
     leaves out take the model's defaults, so an upsert always writes a full
-    row, whichever way it was spelt.
+    row, whichever way it was spelt. An optional name field (``name``,
+    ``staff_name``) that is blank (empty or whitespace) becomes ``None``.
     """
     fields, required = _model_fields(model)
     if isinstance(payload, model):
@@ -217,6 +218,12 @@ def validate_payload(
         row = dict(payload)
     else:
         raise ValidationError(f"{name} must be a {model.__name__} or a mapping")
+    for field in _blank_means_null(model):
+        # The booking system holds clients without names: a blank one is no name (NULL),
+        # and one such client must not fail a whole sync.
+        value = row.get(field)
+        if isinstance(value, str) and not value.strip():
+            row[field] = None
     missing = sorted(k for k in required.union(keys) if row.get(k) is None)
     if missing:
         raise ValidationError(f"{name} lacks required fields: {', '.join(missing)}")
@@ -248,6 +255,19 @@ def _model_fields(model: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         known = _MODEL_FIELDS[model] = (frozenset(f.name for f in fields), frozenset(required))
+    return known
+
+
+_NAME_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _blank_means_null(model: type[Any]) -> tuple[str, ...]:
+    """The optional name fields of *model* (``name``, ``*_name``): blank is stored as NULL."""
+    known = _NAME_FIELDS.get(model)
+    if known is None:
+        fields, required = _model_fields(model)
+        names = (f for f in fields - required if f == "name" or f.endswith("_name"))
+        known = _NAME_FIELDS[model] = tuple(sorted(names))
     return known
 
 

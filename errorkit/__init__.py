@@ -10,6 +10,7 @@ from errorkit._classify import classify, register_classifier
 from errorkit._logging import get_logger
 from errorkit._report import Failure, flush_suppressed
 from errorkit._scrub import scrub
+from errorkit._sentry import protect_sentry
 from errorkit._setup import setup
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "classify",
     "flush_suppressed",
     "get_logger",
+    "protect_sentry",
     "register_classifier",
     "scrub",
     "setup",

@@ -196,6 +196,7 @@ class Boundary:
         try:
             result = wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True  # Sentry and pytest leave this wrapper frame out
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
@@ -209,6 +210,7 @@ class Boundary:
         try:
             result = await wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
@@ -222,6 +224,7 @@ class Boundary:
         try:
             result = yield from wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
@@ -236,6 +239,7 @@ class Boundary:
         try:
             agen = wrapped(*args, **kwargs)
         except Exception as exc:
+            __tracebackhide__ = True
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return
@@ -252,6 +256,7 @@ class Boundary:
                 self._finished(started)
                 return
             except Exception as exc:
+                __tracebackhide__ = True
                 if self._failed(exc, started, instance, args, kwargs):
                     raise
                 return

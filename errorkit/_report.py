@@ -17,6 +17,7 @@ from errorkit import _metrics, _storm
 from errorkit._arguments import capture_arguments
 from errorkit._classify import WARNING_KINDS, classify
 from errorkit._config import settings
+from errorkit._event import boundary_scope
 from errorkit._scrub import scrub, scrub_text
 
 if TYPE_CHECKING:
@@ -266,13 +267,20 @@ def _send_event(
     log_context = _log_context()
     if log_context:
         context["log_context"] = log_context
-    return sentry_sdk.capture_exception(
-        exc,
-        tags={"component": boundary.component, "operation": boundary.operation, "error.kind": kind},
-        contexts={"errorkit": context},
-        fingerprint=[boundary.component, boundary.operation, type_name],
-        level="warning" if kind in WARNING_KINDS else "error",
-    )
+    # Captured in a scope of its own whose processor scrubs and bounds the event,
+    # whatever options the application initialised Sentry with.
+    with boundary_scope() as scope:
+        return scope.capture_exception(
+            exc,
+            tags={
+                "component": boundary.component,
+                "operation": boundary.operation,
+                "error.kind": kind,
+            },
+            contexts={"errorkit": context},
+            fingerprint=[boundary.component, boundary.operation, type_name],
+            level="warning" if kind in WARNING_KINDS else "error",
+        )
 
 
 def _log_suppressed(component: str, operation: str, type_name: str, kind: str, count: int) -> None:
@@ -289,14 +297,15 @@ def _log_suppressed(component: str, operation: str, type_name: str, kind: str, c
 def _send_suppressed_event(
     component: str, operation: str, type_name: str, kind: str, count: int
 ) -> None:
-    sentry_sdk.capture_message(
-        f"{count} failures of {component}.{operation} ({type_name}) were not reported "
-        "individually (storm control)",
-        level="warning",
-        tags={"component": component, "operation": operation, "error.kind": kind},
-        contexts={"errorkit": {"suppressed": count, "boundaries": [], "arguments": {}}},
-        fingerprint=[component, operation, type_name],
-    )
+    with boundary_scope() as scope:
+        scope.capture_message(
+            f"{count} failures of {component}.{operation} ({type_name}) were not reported "
+            "individually (storm control)",
+            level="warning",
+            tags={"component": component, "operation": operation, "error.kind": kind},
+            contexts={"errorkit": {"suppressed": count, "boundaries": [], "arguments": {}}},
+            fingerprint=[component, operation, type_name],
+        )
 
 
 def report_suppressed(

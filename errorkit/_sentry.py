@@ -1,109 +1,31 @@
-"""Sentry: client options shared by setup() and errorkit.testing, and the scrubbing before_send."""
+"""Sentry: what errorkit does to events, and the client options setup() uses.
+
+Every event leaves the process scrubbed and bounded (errorkit._event), whoever
+initialised Sentry:
+
+- a boundary's own event by an event processor on the scope it captures in
+  (``boundary_scope``), whatever the client's options say;
+- every other event (Sentry's integrations: FastAPI/Starlette, logging,
+  threading, a bare ``capture_exception``) by a process-wide event processor
+  that ``protect_sentry()`` switches on, or by errorkit's ``before_send`` when
+  errorkit initialised Sentry.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
+
+import sentry_sdk
+from sentry_sdk.scope import add_global_event_processor
+from sentry_sdk.types import Event, Hint
 
 from errorkit._config import env_float
+from errorkit._event import PROTECTED_HINT, boundary_sending, protected
 from errorkit._report import active, reported_event_id
-from errorkit._scrub import FILTERED, is_secret_key, scrub_text, value_is_set
-
-# Structure, identifiers and SDK metadata: never personal data, and masking them
-# would break Sentry's grouping and trace links.
-_STRUCTURAL_KEYS = frozenset(
-    {
-        "event_id",
-        "timestamp",
-        "start_timestamp",
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "fingerprint",
-        "platform",
-        "sdk",
-        "modules",
-        "debug_meta",
-        "level",
-        "release",
-        "environment",
-        "server_name",
-        "filename",
-        "abs_path",
-        "module",
-        "function",
-        "lineno",
-        "colno",
-        "in_app",
-        "mechanism",
-        "type",
-        "_meta",
-    }
-)
-_MAX_DEPTH = 16
-
-
-# Below these keys everything is user data: no key is structural there.
-_DATA_KEYS = frozenset({"vars", "extra", "contexts", "data", "tags", "request", "user", "logentry"})
-
-
-def _scrub_node(value: Any, depth: int, in_data: bool) -> Any:
-    if isinstance(value, str):
-        return scrub_text(value)
-    if depth > _MAX_DEPTH:
-        # Deeper than the walk goes: hide a container rather than send it unmasked.
-        return "[nested too deep]" if isinstance(value, Mapping | list | tuple) else value
-    if isinstance(value, Mapping):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            if isinstance(key, str):
-                if not in_data and key in _STRUCTURAL_KEYS:
-                    out[key] = item
-                    continue
-                if is_secret_key(key) and value_is_set(item):
-                    out[scrub_text(key)] = FILTERED
-                    continue
-                # Keys are data too (a mapping keyed by phone number or e-mail address).
-                out[scrub_text(key)] = _scrub_node(item, depth + 1, in_data or key in _DATA_KEYS)
-                continue
-            out[key] = _scrub_node(item, depth + 1, in_data)
-        return out
-    if isinstance(value, list | tuple):
-        return [_scrub_node(item, depth + 1, in_data) for item in value]
-    return value
-
-
-def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Mask personal data and secrets anywhere in a Sentry event.
-
-    Covers the message, exception values, tags, contexts, extra, breadcrumbs,
-    request data and frame variables; leaves identifiers and code locations.
-    """
-    scrubbed: dict[str, Any] = _scrub_node(event, 0, False)
-    return scrubbed
-
-
-def _fallback_event(event: Mapping[str, Any], error: BaseException) -> dict[str, Any]:
-    """What is left of an event whose scrubbing failed: no free text at all."""
-    kept: dict[str, Any] = {
-        key: event[key]
-        for key in ("event_id", "timestamp", "level", "platform", "fingerprint", "sdk")
-        if key in event
-    }
-    tags = event.get("tags")
-    if isinstance(tags, Mapping):
-        kept["tags"] = {
-            k: v
-            for k, v in tags.items()
-            if k in ("component", "operation", "error.kind") and isinstance(v, str)
-        }
-    values = (event.get("exception") or {}).get("values") or []
-    kept["exception"] = {
-        "values": [{"type": v.get("type"), "value": "[scrubbing failed]"} for v in values]
-    }
-    kept["message"] = f"errorkit: event scrubbing failed ({type(error).__name__})"
-    return kept
 
 
 def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bool:
@@ -128,23 +50,87 @@ def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bo
 
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    """Sentry ``before_send``: every event leaves the process scrubbed, or cut down.
+    """Sentry ``before_send``: every event leaves the process scrubbed and bounded, or cut down.
 
     Unhandled-error events that Sentry's own integrations raise for a failure an
     errorkit boundary reports are dropped (exactly once).
     """
+    if hint.get(PROTECTED_HINT):
+        return event  # a boundary's own event, protected by the boundary
     try:
         if _left_to_a_boundary(event, hint):
             return None
     except Exception:
         pass
+    return protected(event)
+
+
+# --- protect_sentry ---------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_protecting = False
+_installed = False
+
+
+def _protect_process_event(event: Event, hint: Hint) -> Event | None:
+    """The process-wide event processor: inert until protect_sentry() is called."""
+    if not _protecting or boundary_sending.get():
+        return event
+    if event.get("type") in ("transaction", "check_in"):
+        return event
+    client = sentry_sdk.get_client()
+    if client.options.get("before_send") is before_send:
+        return event  # errorkit initialised this client: its before_send runs last, and does it
     try:
-        return scrub_event(event)
-    except Exception as exc:
-        try:
-            return _fallback_event(event, exc)
-        except Exception:
+        if _left_to_a_boundary(event, hint):
             return None
+    except Exception:
+        pass
+    raw = cast(dict[str, Any], event)
+    if client.options.get("attach_stacktrace"):
+        _attach_stacktrace(raw)
+    return cast(Event | None, protected(raw))
+
+
+def _attach_stacktrace(event: dict[str, Any]) -> None:
+    """Attach the stack the client would attach after the processors ran, without locals."""
+    if "exception" in event or "stacktrace" in event or "threads" in event:
+        return
+    with contextlib.suppress(Exception):
+        from sentry_sdk.utils import current_stacktrace
+
+        stacktrace = current_stacktrace(include_local_variables=False)
+        event["threads"] = {
+            "values": [{"stacktrace": stacktrace, "crashed": False, "current": True}]
+        }
+
+
+def protect_sentry() -> None:
+    """Scrub and bound every Sentry event of this process, whoever initialised Sentry.
+
+    For an application that calls ``sentry_sdk.init`` itself: from now on the
+    events Sentry's own integrations send (FastAPI/Starlette, logging,
+    threading, a bare ``capture_exception``) are scrubbed like a boundary's
+    (personal data and secrets masked, frame local variables left out, every
+    string and the whole event bounded), and an unhandled error a boundary
+    already reported is not sent a second time. Sentry is not re-initialised:
+    this adds a process-wide event processor, and the application's own
+    ``before_send`` still runs after it. Idempotent; safe before or after
+    ``sentry_sdk.init``. ``setup()`` calls it. A boundary's own events are
+    protected without it.
+    """
+    global _protecting, _installed
+    with _lock:
+        if not _installed:
+            add_global_event_processor(_protect_process_event)
+            _installed = True
+        _protecting = True
+
+
+def unprotect_for_tests() -> None:
+    """Switch the process-wide protection off again (the processor stays, inert)."""
+    global _protecting
+    _protecting = False
 
 
 def client_options(

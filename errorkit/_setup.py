@@ -16,7 +16,7 @@ from errorkit import _storm
 from errorkit._config import Settings, level_from_name, settings
 from errorkit._logging import LogFormat, LogStream, configure_structlog, unroute_stdlib_logging
 from errorkit._report import flush_suppressed
-from errorkit._sentry import client_options
+from errorkit._sentry import client_options, protect_sentry, unprotect_for_tests
 
 _lock = threading.Lock()
 _last: tuple[Any, ...] | None = None
@@ -104,6 +104,7 @@ def setup(
             log_format=fmt, level=settings.log_level, stream=log_stream, service=service_name
         )
         _init_sentry(options)
+        protect_sentry()
         _register_exit_flush()
         _last = key
 
@@ -155,3 +156,4 @@ def reset_for_tests() -> None:
         _last = None
         _sentry_key = None
         unroute_stdlib_logging()
+        unprotect_for_tests()

@@ -59,7 +59,9 @@ class ErrorkitMiddleware:
     returned in the response. An exception escaping the app is reported with
     component ``http`` and operation ``"<METHOD> <route>"`` (once: an inner
     boundary that already reported it is respected) and answered with a JSON
-    500 carrying the request id, unless the response had already started.
+    500 carrying the request id, unless the response had already started. A
+    5xx page the app sent before raising (Starlette's and FastAPI's text 500)
+    is replaced by that JSON 500.
     """
 
     def __init__(
@@ -77,12 +79,22 @@ class ErrorkitMiddleware:
         request_id = _request_id(scope, self._header)
         method = str(scope.get("method", "GET"))
         response_started = False
+        # A 5xx page the app sends before raising (Starlette's ServerErrorMiddleware
+        # does: a text 500, then re-raises) is held back until the app's outcome is
+        # known: an exception replaces it with the JSON 500; a return sends it as is.
+        held: list[Message] | None = None
         header_pair = (self._header, request_id.encode("latin-1"))
 
+        async def send_held() -> None:
+            nonlocal held, response_started
+            messages, held = held or [], None
+            response_started = True
+            for message in messages:
+                await send(message)
+
         async def send_with_request_id(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, held
             if message["type"] == "http.response.start":
-                response_started = True
                 headers = [
                     (name, value)
                     for name, value in message.get("headers") or ()
@@ -90,6 +102,15 @@ class ErrorkitMiddleware:
                 ]
                 headers.append(header_pair)
                 message["headers"] = headers
+                if int(message.get("status", 200)) >= 500:
+                    held = [message]
+                    return
+                response_started = True
+            elif held is not None:
+                held.append(message)
+                if message.get("more_body", False):
+                    await send_held()  # a streaming response, not an error page
+                return
             await send(message)
 
         path = _masked_path(scope)
@@ -104,14 +125,20 @@ class ErrorkitMiddleware:
             except Exception as exc:
                 boundary.operation = f"{method} {_route(scope, path)}"
                 boundary._failed(exc, started, None, (), {})
+                held = None
                 if response_started:
                     return
-                await self._internal_error(send_with_request_id, request_id)
+                await self._internal_error(send, request_id, header_pair)
+            else:
+                if held is not None:
+                    await send_held()
             finally:
                 active.reset(token)
 
     @staticmethod
-    async def _internal_error(send: Send, request_id: str) -> None:
+    async def _internal_error(
+        send: Send, request_id: str, request_id_header: tuple[bytes, bytes]
+    ) -> None:
         body = json.dumps({"error": "internal_error", "request_id": request_id}).encode()
         await send(
             {
@@ -120,6 +147,7 @@ class ErrorkitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    request_id_header,
                 ],
             }
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import threading
 from typing import Any
 
 import pytest
@@ -174,20 +173,20 @@ def test_health_check_on_a_dead_database_reports_once_and_describes(pg_url: str)
         report = DataLayer(database).health_check()
     assert report.healthy is False
     assert report.latency_ms is None
-    assert report.error_kind is not None
+    # A closed pool is a programming error, not an outage: internal, not transient.
+    assert report.error_kind == "internal"
     assert len(events) == 1
     assert events[0]["tags"]["operation"] == "health_check"
+    assert events[0]["tags"]["error.kind"] == "internal"
     assert [line["event"] for line in logs].count("operation_failed") == 1
 
 
 def test_health_check_is_bounded_by_its_timeout(pg_url: str) -> None:
     database = Database(pg_url, Settings(max_connections=1, pool_timeout=5))
-    release = threading.Event()
     try:
-        with database.connection():  # the only connection: the ping has to wait
-            with capture_events() as events:
-                report = DataLayer(database).health_check(timeout=0.2)
-            release.set()
+        # The only connection is taken: the ping has to wait.
+        with database.connection(), capture_events() as events:
+            report = DataLayer(database).health_check(timeout=0.2)
         assert report.healthy is False
         assert report.error_kind == "timeout"
         assert report.timeout_s == 0.2

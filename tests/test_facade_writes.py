@@ -149,3 +149,61 @@ def test_unknown_keys_are_refused(
         "upsert_staff_schedules": "staff_schedules",
     }[method]
     assert _count(clean_db, table) == 0
+
+
+def _stored(db: Database, sql: str) -> list[tuple[Any, ...]]:
+    with db.connection() as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("blank", ["", " ", " \t\n\u00a0"])
+def test_a_blank_client_name_is_stored_as_null(
+    clean_db: Database, facade: DataLayer, blank: str
+) -> None:
+    """Booking systems hold clients without names: a blank one is no name, not an error."""
+    stored = facade.upsert_client({"yclients_id": 1, "company_id": 1, "name": blank})
+    assert stored.name is None
+    facade.upsert_client(_model(Client, yclients_id=2, company_id=1, name=blank))
+    assert _stored(clean_db, "SELECT yclients_id, name FROM clients ORDER BY 1") == [
+        (1, None),
+        (2, None),
+    ]
+
+
+def test_one_nameless_client_does_not_fail_a_sync(clean_db: Database, facade: DataLayer) -> None:
+    facade.upsert_client({"yclients_id": 2, "company_id": 1, "name": "Анна"})
+    count = facade.upsert_clients(
+        [
+            {"yclients_id": 1, "company_id": 1, "name": " Мария "},
+            {"yclients_id": 2, "company_id": 1, "name": "   "},  # the name was cleared upstream
+            {"yclients_id": 3, "company_id": 1, "phone": "89686484488", "name": ""},
+        ]
+    )
+    assert count == 3
+    assert _stored(clean_db, "SELECT yclients_id, name FROM clients ORDER BY 1") == [
+        (1, " Мария "),  # a real name is stored as given
+        (2, None),
+        (3, None),
+    ]
+
+
+def test_a_blank_staff_name_in_a_schedule_is_stored_as_null(
+    clean_db: Database, facade: DataLayer
+) -> None:
+    facade.upsert_staff_schedules(
+        [
+            {"yclients_staff_id": 5, "company_id": 1, "date": DAY, "staff_name": " "},
+            _model(StaffSchedule, yclients_staff_id=6, company_id=1, date=DAY, staff_name=""),
+            {"yclients_staff_id": 7, "company_id": 1, "date": DAY, "staff_name": "Ольга"},
+        ]
+    )
+    assert _stored(
+        clean_db, "SELECT yclients_staff_id, staff_name FROM staff_schedules ORDER BY 1"
+    ) == [(5, None), (6, None), (7, "Ольга")]
+
+
+def test_a_blank_search_term_is_still_refused(clean_db: Database, facade: DataLayer) -> None:
+    facade.upsert_client({"yclients_id": 1, "company_id": 1, "name": ""})
+    for term in ("", "  "):
+        with pytest.raises(ValidationError, match="name must not be empty"):
+            facade.search_clients_by_name(1, term)

@@ -174,12 +174,21 @@ def test_run_in_transaction_gives_up_after_its_retries(clean_db: Database) -> No
 
 
 def test_run_in_transaction_nested_is_a_savepoint(clean_db: Database) -> None:
+    """The inner work is undone, the outer work before and after it is kept."""
     companies = CompaniesRepository(clean_db)
+
+    def inner() -> None:
+        companies.upsert(Company(company_id=2, title="inner, rolled back"))
+        raise KeyError("inner")
+
     with clean_db.transaction():
-        companies.upsert(Company(company_id=1, title="outer"))
+        companies.upsert(Company(company_id=1, title="outer, before"))
         with pytest.raises(KeyError):
-            clean_db.run_in_transaction(lambda: (_ for _ in ()).throw(KeyError("inner")))
-    assert companies.count() == 1
+            clean_db.run_in_transaction(inner)
+        # Still usable: a failure without a savepoint would have aborted the transaction.
+        companies.upsert(Company(company_id=3, title="outer, after"))
+    stored = companies.find_many({}, order_by="company_id")
+    assert [company.company_id for company in stored] == [1, 3]
 
 
 def test_duration_is_logged(clean_db: Database) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -97,14 +98,39 @@ def test_unhandled_error_reported_once_as_http_and_answered_500(
     response = client.get("/crash", headers={"X-Request-ID": "req-500"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "req-500"
-    if response.headers["content-type"] == "application/json":
-        assert response.json() == {"error": "internal_error", "request_id": "req-500"}
+    # Starlette and FastAPI send a text 500 of their own before re-raising: the
+    # middleware answers the JSON 500 instead, whatever the framework.
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal_error", "request_id": "req-500"}
     (event,) = errorkit_events
     assert event["tags"]["component"] == "http"
     assert event["tags"]["operation"] == "GET /crash"
     assert event["contexts"]["errorkit"]["log_context"]["request_id"] == "req-500"
     (line,) = [line for line in errorkit_logs if line["event"] == "operation_failed"]
     assert line["request_id"] == "req-500"
+
+
+def test_a_5xx_the_app_returns_is_sent_as_it_is(errorkit_events: list[dict[str, Any]]) -> None:
+    """Only an exception replaces a 5xx page; one the app answers on purpose passes."""
+
+    async def unavailable(request: Request) -> JSONResponse:
+        return JSONResponse({"retry_after": 30}, status_code=503)
+
+    async def streamed(request: Request) -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"partial "
+            yield b"failure"
+
+        return StreamingResponse(chunks(), status_code=500, media_type="text/plain")
+
+    app = Starlette(routes=[Route("/unavailable", unavailable), Route("/streamed", streamed)])
+    client = TestClient(ErrorkitMiddleware(app))
+    response = client.get("/unavailable", headers={"X-Request-ID": "req-503"})
+    assert (response.status_code, response.json()) == (503, {"retry_after": 30})
+    assert response.headers["x-request-id"] == "req-503"
+    streamed_response = client.get("/streamed")
+    assert (streamed_response.status_code, streamed_response.text) == (500, "partial failure")
+    assert errorkit_events == []
 
 
 @pytest.mark.parametrize("make_app", APPS)

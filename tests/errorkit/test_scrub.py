@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 import errorkit
+import errorkit._scrub
 from errorkit import captured, scrub
 
 PHONE = "+7 968 648 44 88"
@@ -134,15 +136,15 @@ def test_failing_scrubber_costs_a_fallback_not_an_error(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    import errorkit._event
     import errorkit._logging
-    import errorkit._sentry
     from errorkit.testing import capture_events
 
     def broken(value: Any, **kwargs: Any) -> Any:
         raise RuntimeError("scrubber bug")
 
     errorkit.setup(env_file=None, log_format="json")
-    monkeypatch.setattr(errorkit._sentry, "scrub_text", broken)
+    monkeypatch.setattr(errorkit._event, "scrub_text", broken)
     monkeypatch.setattr(errorkit._logging, "scrub_for_log", broken)
 
     @captured("crm", "notify", reraise=False, default="fallback")
@@ -248,3 +250,118 @@ def test_a_phone_followed_by_a_device_suffix_is_masked(text: str) -> None:
     masked = scrub(text)
     assert digits not in masked
     assert digits[-4:] in masked  # the last four digits are kept, as for any phone
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("write to анна.петрова@почта.рф", "write to [email]"),
+        ("email=anna@example.com&x=1", "email=[email]&x=1"),
+        ("{'email': 'anna@example.com'}", "{'email': '[email]'}"),
+        ("o'brien+tag@mail.example.co.uk!", "[email]!"),
+        ("=@example.com", "[email]"),
+        ("dsn https://public@o1.ingest.sentry.io/1", "dsn https://[email]/1"),
+        ("card 4111 1111 1111 1111 exp 12/27", "card **** **** **** 1111 exp 12/27"),
+        ("4111-1111-1111-1111", "****-****-****-1111"),
+        ("paid 4111111111111111.", "paid ************1111."),
+        ("amex 3782 822463 10005", "amex **** ****** *0005"),
+        ("order 12 4111 1111 1111 1111", "order 12 **** **** **** 1111"),
+        ("key sk_live_4eC39HqLyjWDarjtT1zdp7dc ok", "key sk_live_*** ok"),
+        ("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp", "xoxb-***"),
+        ("token: ghp_0123456789abcdefghijABCDEFGHIJ012345", "token: ***"),  # key: value first
+        ("with ghp_0123456789abcdefghijABCDEFGHIJ012345", "with ghp_***"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_pat_***"),
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws AKIA***"),
+        ("glpat-0123456789abcdefghij", "glpat-***"),
+        (
+            "https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXX",
+            "https://hooks.slack.com/services/***",
+        ),
+        (
+            "POST https://discord.com/api/webhooks/1234567890/abcDEF-ghi_jk ok",
+            "POST https://discord.com/api/webhooks/*** ok",
+        ),
+        (
+            "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
+            "https://api.telegram.org/bot123456789:***/getMe",
+        ),
+        ("bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", "bot123456789:***"),
+        (
+            "https://crm.example/webhooks/s3cr3t-path?event=x",
+            "https://crm.example/webhooks/***?event=x",
+        ),
+        ("access_token=abc123&x=1", "access_token=***&x=1"),
+    ],
+)
+def test_scrub_masks_cards_tokens_webhooks_and_international_addresses(
+    raw: str, masked: str
+) -> None:
+    assert scrub(raw) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1112",  # fails Luhn: not a card (a phone-length part still masks)
+        "build task-abcdefghijklmnopqrstuvwxyz done",  # "sk-" inside a word
+        "    @functools.lru_cache(maxsize=4096)",  # a decorator, not an address
+        "user@localhost",
+        "see /srv/app/hooks/pre-commit",  # a file path, not a URL
+    ],
+)
+def test_scrub_leaves_near_misses_alone(text: str) -> None:
+    masked = scrub(text)
+    if text.startswith("4111"):
+        assert masked.endswith("1111 1112")  # not masked as a card (all but the last 4)
+    else:
+        assert masked == text
+
+
+def test_a_secret_at_the_end_of_a_ten_megabyte_string_is_masked() -> None:
+    filler = "x" * 10_000_000
+    masked = scrub(f"{filler} call +7 968 648 44 88, key sk_live_4eC39HqLyjWDarjtT1zdp7dc")
+    assert masked.endswith("call +* *** *** 44 88, key sk_live_***")
+    assert len(masked) == len(filler) + len(" call +* *** *** 44 88, key sk_live_***")
+
+
+def _unbounded_repeats_nested(tree: Any, inside: bool = False) -> list[str]:
+    """Unbounded backtracking repeats nested in another one (the catastrophic shape)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    found: list[str] = []
+    for op, av in tree:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            _, high, body = av
+            unbounded = high == c.MAXREPEAT
+            if unbounded and inside:
+                found.append(str(body))
+            found += _unbounded_repeats_nested(body, inside or unbounded)
+        elif op is c.POSSESSIVE_REPEAT:
+            found += _unbounded_repeats_nested(av[2], False)  # never gives anything back
+        elif op is c.ATOMIC_GROUP:
+            found += _unbounded_repeats_nested(av, False)
+        elif op is c.SUBPATTERN:
+            found += _unbounded_repeats_nested(av[3], inside)
+        elif op is c.BRANCH:
+            for branch in av[1]:
+                found += _unbounded_repeats_nested(branch, inside)
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            found += _unbounded_repeats_nested(av[1], inside)
+    return found
+
+
+@pytest.mark.parametrize("pattern", errorkit._scrub.PATTERNS, ids=lambda p: p.pattern[:24])
+def test_every_scrub_pattern_is_linear_by_construction(pattern: re.Pattern[str]) -> None:
+    """What keeps a 10 MB string from taking minutes (benchmarks/scrub_throughput.py times it).
+
+    1. The pattern starts with a literal or one character class, so the engine skips
+       to candidate positions in C (a leading lookbehind would hide that from it).
+    2. No unbounded repeat that can give characters back sits inside another one.
+    """
+    from re import _compiler, _parser  # type: ignore[attr-defined]
+
+    tree = _parser.parse(pattern.pattern, pattern.flags)
+    literal_prefix = _compiler._get_literal_prefix(tree, pattern.flags)[0]
+    charset_prefix = _compiler._get_charset_prefix(tree, pattern.flags)
+    assert literal_prefix or charset_prefix, "no prefix the engine can skip ahead to"
+    assert _unbounded_repeats_nested(tree) == []

@@ -218,7 +218,7 @@ def test_a_count_carried_by_an_event_that_failed_to_send_is_not_lost(
     import sentry_sdk
 
     clock = Clock()
-    real_capture = sentry_sdk.capture_exception
+    real_capture = sentry_sdk.Scope.capture_exception
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("sdk bug")
@@ -231,9 +231,9 @@ def test_a_count_carried_by_an_event_that_failed_to_send_is_not_lost(
         for _ in range(5):
             get_client(Outage())  # held back
         clock.now += 61
-        monkeypatch.setattr(sentry_sdk, "capture_exception", explode)
+        monkeypatch.setattr(sentry_sdk.Scope, "capture_exception", explode)
         get_client(Outage())  # admitted with 5 carried, but the send fails
-        monkeypatch.setattr(sentry_sdk, "capture_exception", real_capture)
+        monkeypatch.setattr(sentry_sdk.Scope, "capture_exception", real_capture)
         clock.now += 61
         get_client(Outage())  # sent, carrying the 5 again
     assert [e["contexts"]["errorkit"]["suppressed"] for e in events] == [0, 5]

@@ -532,6 +532,32 @@ def test_register_classifier_teaches_kinds() -> None:
     assert classify(Missing()) == "internal"
 
 
+@pytest.mark.parametrize("kind", ["function", "generator"])
+def test_the_event_stack_starts_at_the_decorated_code(
+    kind: str, errorkit_events: list[dict[str, Any]]
+) -> None:
+    """errorkit's wrapper frame is left out of the event (and Sentry does not read its source)."""
+
+    @captured("c", "plain")
+    def plain() -> None:
+        raise Boom
+
+    @captured("c", "generator")
+    def generator() -> Any:
+        yield 1
+        raise Boom
+
+    with pytest.raises(Boom):
+        if kind == "function":
+            plain()
+        else:
+            list(generator())
+    (event,) = errorkit_events
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert [frame["function"] for frame in frames] == [kind if kind == "generator" else "plain"]
+    assert not any(frame.get("module", "").startswith("errorkit.") for frame in frames)
+
+
 def test_sentry_failing_inside_capture_still_logs_and_keeps_policy(
     monkeypatch: pytest.MonkeyPatch,
     errorkit_events: list[dict[str, Any]],
@@ -542,7 +568,7 @@ def test_sentry_failing_inside_capture_still_logs_and_keeps_policy(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("sdk bug")
 
-    monkeypatch.setattr(sentry_sdk, "capture_exception", explode)
+    monkeypatch.setattr(sentry_sdk.Scope, "capture_exception", explode)
 
     @captured("c", "op", reraise=False, default="d")
     def soft() -> str:

@@ -313,16 +313,143 @@ def phones(draw: st.DrawFn) -> Phone:
 
 
 _LOCAL_CHARS = string.ascii_letters + string.digits + "._%+-"
+_CYRILLIC = "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
 
 
 @st.composite
-def emails(draw: st.DrawFn) -> str:
-    """E-mail addresses: ordinary shapes plus hypothesis' RFC-valid ones."""
+def _ordinary_emails(draw: st.DrawFn) -> str:
     local = draw(st.text(alphabet=_LOCAL_CHARS, min_size=3, max_size=20)).strip(".") or "abc"
     local = local.replace("..", ".")
     domain = draw(st.text(alphabet=string.ascii_lowercase + string.digits, min_size=2, max_size=12))
     tld = draw(st.sampled_from(["com", "ru", "org", "io", "co.uk", "travel"]))
     return f"{local}@{domain}.{tld}"
+
+
+@st.composite
+def international_emails(draw: st.DrawFn) -> str:
+    """Addresses with a Cyrillic local part, a Cyrillic domain, or both (анна@почта.рф)."""
+    local = draw(st.text(alphabet=_CYRILLIC + string.digits + "._-", min_size=2, max_size=16))
+    local = local.strip(".").replace("..", ".") or "анна"
+    domain = draw(st.text(alphabet=_CYRILLIC + string.digits + "-", min_size=2, max_size=12))
+    domain = domain.strip("-") or "почта"
+    tld = draw(st.sampled_from(["рф", "ru", "com", "xn--p1ai", "москва"]))
+    return f"{local}@{domain}.{tld}"
+
+
+def emails() -> st.SearchStrategy[str]:
+    """E-mail addresses: ordinary shapes, hypothesis' RFC 5322 ones, internationalised ones."""
+    return st.one_of(_ordinary_emails(), st.emails(), international_emails())
+
+
+@dataclass(frozen=True)
+class Card:
+    """A payment card number as written, and its digits (the last four may stay)."""
+
+    text: str
+    digits: str
+
+
+def _luhn_digit(body: str) -> str:
+    total = 0
+    for position, ch in enumerate(reversed(body)):
+        value = int(ch)
+        if position % 2 == 0:  # doubled: the check digit will stand to its right
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return str((10 - total % 10) % 10)
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> Card:
+    """Luhn-valid card numbers, 13 to 19 digits, plain or grouped by spaces or dashes."""
+    length = draw(st.sampled_from([13, 15, 16, 16, 16, 19]))
+    first = draw(st.sampled_from(["4", "51", "37", "6011", "35", "22"]))
+    body = first + draw(
+        st.text(
+            alphabet=string.digits,
+            min_size=length - 1 - len(first),
+            max_size=length - 1 - len(first),
+        )
+    )
+    digits = body + _luhn_digit(body)
+    separator = draw(st.sampled_from(["", " ", "-"]))
+    groups = [digits[i : i + 4] for i in range(0, len(digits), 4)]
+    if length == 15 and separator:
+        groups = [digits[:4], digits[4:10], digits[10:]]  # American Express: 4-6-5
+    return Card(text=separator.join(groups), digits=digits)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A secret as written (a token, a webhook URL) and the part of it that must not survive."""
+
+    text: str
+    secret: str
+
+
+_TOKEN_BODY = string.ascii_letters + string.digits
+
+
+@st.composite
+def tokens(draw: st.DrawFn) -> Token:
+    """Tokens with well-known secret prefixes (Stripe, Slack, GitHub, AWS, GitLab, ...)."""
+    prefix = draw(
+        st.sampled_from(
+            [
+                "sk_live_",
+                "sk_test_",
+                "rk_live_",
+                "whsec_",
+                "xoxb-",
+                "xoxp-",
+                "xapp-",
+                "ghp_",
+                "gho_",
+                "ghs_",
+                "github_pat_",
+                "AKIA",
+                "glpat-",
+                "AIza",
+                "sk-proj-",
+                "npm_",
+                "hf_",
+            ]
+        )
+    )
+    alphabet = string.ascii_uppercase + string.digits if prefix == "AKIA" else _TOKEN_BODY
+    size = 16 if prefix == "AKIA" else draw(st.integers(min_value=20, max_value=48))
+    secret = draw(st.text(alphabet=alphabet, min_size=size, max_size=size))
+    return Token(text=prefix + secret, secret=secret)
+
+
+@st.composite
+def webhooks(draw: st.DrawFn) -> Token:
+    """Webhook URLs whose path is the secret, and Telegram bot tokens."""
+    kind = draw(st.integers(min_value=0, max_value=4))
+    word = st.text(alphabet=_TOKEN_BODY, min_size=24, max_size=32)
+    secret = draw(word)
+    if kind == 0:
+        team = draw(
+            st.text(alphabet=string.ascii_uppercase + string.digits, min_size=9, max_size=11)
+        )
+        text = f"https://hooks.slack.com/services/T{team}/B{team}/{secret}"
+    elif kind == 1:
+        hook_id = draw(st.integers(min_value=10**17, max_value=10**19 - 1))
+        text = f"https://discord.com/api/webhooks/{hook_id}/{secret}"
+    elif kind == 2:
+        bot = draw(st.integers(min_value=10**8, max_value=10**10 - 1))
+        secret = "AA" + draw(st.text(alphabet=_TOKEN_BODY + "_-", min_size=33, max_size=33))
+        text = f"https://api.telegram.org/bot{bot}:{secret}/sendMessage?chat_id=1"
+    elif kind == 3:
+        bot = draw(st.integers(min_value=10**8, max_value=10**10 - 1))
+        secret = "AA" + draw(st.text(alphabet=_TOKEN_BODY + "_-", min_size=33, max_size=33))
+        text = f"bot{bot}:{secret}"
+    else:
+        host = draw(
+            st.sampled_from(["example.com", "hooks.zapier.com/hooks/catch", "crm.internal"])
+        )
+        text = f"https://{host}/webhooks/{secret}?source=salon"
+    return Token(text=text, secret=secret)
 
 
 # No "&": in free text it ends a URL query value, and the scrubber stops there.

@@ -1,9 +1,11 @@
 """Hostile input to the scrubber and the phone normaliser (hypothesis).
 
-- No original digit run of a phone number (beyond the last four digits), no
-  e-mail address and no password survives in a Sentry event or a log line,
-  whatever the nesting, and an argument whose ``repr`` raises costs a
-  fallback text, not an error.
+- No original digit run of a phone number or a payment card (beyond the last
+  four digits), no e-mail address (ordinary, RFC 5322 as hypothesis writes
+  them, internationalised), no password, no prefixed secret token and no
+  webhook secret survives in a Sentry event or a log line, whatever the
+  nesting, and an argument whose ``repr`` raises costs a fallback text, not an
+  error.
 - ``normalize_phone`` raises nothing but ``ValidationError``, and what it
   returns is E.164 digits.
 """
@@ -14,6 +16,7 @@ import re
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -29,15 +32,20 @@ from errorkit.testing import capture_events, capture_logs
 
 from .strategies import (
     SECRET_KEYS,
+    Card,
     Dsn,
     Phone,
     ReprRaises,
+    Token,
+    cards,
     dsns,
     emails,
     hostile_text,
     nested,
     phones,
     property_settings,
+    tokens,
+    webhooks,
 )
 
 PROPERTY = property_settings(100)
@@ -61,16 +69,20 @@ def strings(value: Any) -> Iterator[str]:
         yield repr(value)
 
 
-def phone_survives(text: str, phone: Phone) -> bool:
+def digits_survive(text: str, written: str, digits: str) -> bool:
     """True when the digits that must be masked (all but the last four) are readable."""
-    hidden = phone.digits[:-4]
-    if phone.text in text:
+    hidden = digits[:-4]
+    if written in text:
         return True
     return any(
         hidden in re.sub(r"\D", "", span)
         for span in _PHONE_SPAN.findall(text)
         if sum(ch.isdigit() for ch in span) >= len(hidden)
     )
+
+
+def phone_survives(text: str, phone: Phone) -> bool:
+    return digits_survive(text, phone.text, phone.digits)
 
 
 def password_survives(text: str, password: str) -> bool:
@@ -82,30 +94,67 @@ def password_survives(text: str, password: str) -> bool:
     return password in text or password[:8] in text or password[-8:] in text
 
 
-def assert_clean(found: list[str], phone: Phone, email: str, dsn: Dsn) -> None:
+@dataclass(frozen=True)
+class Secrets:
+    """One example's secrets, each in the form a caller wrote it."""
+
+    phone: Phone
+    email: str
+    dsn: Dsn
+    card: Card
+    token: Token
+    webhook: Token
+
+    def leaves(self) -> list[str]:
+        return [
+            self.phone.text,
+            self.email,
+            self.dsn.text,
+            self.card.text,
+            self.token.text,
+            self.webhook.text,
+            f"call {self.phone.text} or write to {self.email}",
+            f"connect with {self.dsn.text} please",
+            f"paid with {self.card.text}, key {self.token.text}",
+            f"notify {self.webhook.text} now",
+        ]
+
+
+@st.composite
+def secrets(draw: st.DrawFn) -> Secrets:
+    return Secrets(
+        phone=draw(phones()),
+        email=draw(emails()),
+        dsn=draw(dsns()),
+        card=draw(cards()),
+        token=draw(tokens()),
+        webhook=draw(webhooks()),
+    )
+
+
+def assert_clean(found: list[str], secret: Secrets) -> None:
     for text in found:
-        assert not phone_survives(text, phone), f"phone {phone.text!r} survives in {text!r}"
-        assert email not in text, f"e-mail {email!r} survives in {text!r}"
-        assert not password_survives(text, dsn.password), (
-            f"password {dsn.password!r} survives in {text!r}"
+        assert not phone_survives(text, secret.phone), f"phone survives in {text!r}"
+        assert secret.email not in text, f"e-mail {secret.email!r} survives in {text!r}"
+        domain = secret.email.rsplit("@", 1)[1]
+        assert f"@{domain}" not in text, f"e-mail domain of {secret.email!r} survives in {text!r}"
+        assert not password_survives(text, secret.dsn.password), f"password survives in {text!r}"
+        assert not digits_survive(text, secret.card.text, secret.card.digits), (
+            f"card {secret.card.text!r} survives in {text!r}"
+        )
+        assert secret.token.secret not in text, f"token {secret.token.text!r} survives in {text!r}"
+        assert secret.webhook.secret not in text, (
+            f"webhook {secret.webhook.text!r} survives in {text!r}"
         )
 
 
 @st.composite
-def payloads(draw: st.DrawFn, phone: Phone, email: str, dsn: Dsn) -> Any:
+def payloads(draw: st.DrawFn, secret: Secrets) -> Any:
     """Nested containers holding the secrets at any depth, free or under secret keys."""
     leaves = st.one_of(
-        st.sampled_from(
-            [
-                phone.text,
-                email,
-                dsn.text,
-                f"call {phone.text} or write to {email}",
-                f"connect with {dsn.text} please",
-            ]
-        ),
-        st.builds(lambda key: {key: dsn.password}, st.sampled_from(SECRET_KEYS)),
-        st.builds(lambda key: {key.upper(): dsn.text}, st.sampled_from(SECRET_KEYS)),
+        st.sampled_from(secret.leaves()),
+        st.builds(lambda key: {key: secret.dsn.password}, st.sampled_from(SECRET_KEYS)),
+        st.builds(lambda key: {key.upper(): secret.dsn.text}, st.sampled_from(SECRET_KEYS)),
         st.integers(),
         _FILLER,
     )
@@ -122,47 +171,73 @@ def unlimited_storm_control() -> Iterator[None]:
         _storm.install(previous)
 
 
-def test_no_phone_email_or_password_survives_in_events_or_logs() -> None:
+def test_no_personal_data_or_secret_survives_in_events_or_logs() -> None:
     # One capture for the whole run (a fresh Sentry client costs ~40 ms), with storm
     # control off so every example's event is really sent; each example clears it.
     with capture_events() as events, capture_logs() as logs, unlimited_storm_control():
 
         @PROPERTY
-        @given(data=st.data(), phone=phones(), email=emails(), dsn=dsns(), filler=_FILLER)
-        def check(data: st.DataObject, phone: Phone, email: str, dsn: Dsn, filler: str) -> None:
-            payload = data.draw(payloads(phone, email, dsn), label="payload")
+        @given(data=st.data(), secret=secrets(), filler=_FILLER)
+        def check(data: st.DataObject, secret: Secrets, filler: str) -> None:
+            payload = data.draw(payloads(secret), label="payload")
 
             @captured("reliability", "leaky")
             def leaky(phone: str, contact: str, conninfo: str, payload: Any, weird: Any) -> None:
-                raise RuntimeError(f"{filler} failed for {phone} / {contact} via {conninfo}")
+                raise RuntimeError(
+                    f"{filler} failed for {phone} / {contact} via {conninfo}: "
+                    f"{secret.card.text} {secret.token.text} {secret.webhook.text}"
+                )
 
             events.clear()
             logs.clear()
             with pytest.raises(RuntimeError):
-                leaky(phone.text, email, dsn.text, payload, ReprRaises())
+                leaky(secret.phone.text, secret.email, secret.dsn.text, payload, ReprRaises())
             get_logger("reliability.probe").warning(
                 "probe",
-                note=f"{filler} {phone.text} {email} {dsn.text}",
+                note=f"{filler} {' '.join(secret.leaves())}",
                 payload=payload,
-                password=dsn.password,
+                password=secret.dsn.password,
             )
             assert len(events) == 1
             assert any(line.get("event") == "operation_failed" for line in logs)
-            assert_clean(list(strings(list(events))), phone, email, dsn)
-            assert_clean(list(strings(list(logs))), phone, email, dsn)
+            assert_clean(list(strings(list(events))), secret)
+            assert_clean(list(strings(list(logs))), secret)
 
         check()
 
 
 @PROPERTY
-@given(data=st.data(), phone=phones(), email=emails(), dsn=dsns())
-def test_scrub_masks_nested_values_and_never_raises(
-    data: st.DataObject, phone: Phone, email: str, dsn: Dsn
-) -> None:
-    payload = data.draw(payloads(phone, email, dsn), label="payload")
+@given(data=st.data(), secret=secrets())
+def test_scrub_masks_nested_values_and_never_raises(data: st.DataObject, secret: Secrets) -> None:
+    payload = data.draw(payloads(secret), label="payload")
     cleaned = scrub([payload, ReprRaises(), {"weird": ReprRaises()}])
     found = [s for s in strings(cleaned[0]) if s]
-    assert_clean(found, phone, email, dsn)
+    assert_clean(found, secret)
+
+
+@PROPERTY
+@given(email=st.emails())
+@example(email="анна.петрова@почта.рф")
+@example(email="=@example.com")
+@example(email="o'brien@mail.example.com")
+def test_every_address_hypothesis_writes_is_masked(email: str) -> None:
+    for text in (email, f"write to {email} today", f"<{email}>", f"email={email}", repr(email)):
+        masked = scrub(text)
+        assert email not in masked
+        assert "@" + email.rsplit("@", 1)[1] not in masked
+        assert "[email]" in masked
+
+
+@PROPERTY
+@given(card=cards(), before=_FILLER, after=st.sampled_from(["", " exp 12/27", ".", " 2027"]))
+def test_card_numbers_keep_only_their_last_four_digits(card: Card, before: str, after: str) -> None:
+    text = f"{before} {card.text}{after}"
+    masked = scrub(text)
+    assert not digits_survive(masked, card.text, card.digits)
+    # Masking keeps the length: the card's place shows its last four digits, and no other.
+    where = slice(len(before) + 1, len(before) + 1 + len(card.text))
+    assert re.sub(r"\D", "", masked[where]) == card.digits[-4:]
+    assert masked[where.stop :] == after
 
 
 def test_deeply_nested_secrets_are_masked_in_log_lines() -> None:

@@ -25,6 +25,8 @@ from datalayer.repositories import (
 from datalayer.repositories._rows import _slot_setters
 from datalayer.repositories._rows import model_rows as _model_rows
 
+from .conftest import ServerActivity
+
 ALL_REPOSITORIES: list[type[BaseRepository[Any]]] = [
     CompaniesRepository,
     ClientsRepository,
@@ -141,13 +143,15 @@ def test_empty_in_list_is_answered_without_a_round_trip(
     ],
 )
 def test_bad_column_operator_or_key_sends_no_sql(
-    recording_db: tuple[Database, list[str]], call: Any
+    watched_db: tuple[Database, ServerActivity], call: Any
 ) -> None:
-    db, log = recording_db
-    repo = ClientsRepository(db)
+    """Checked at the server: no statement on the open connection, and no new one."""
+    db, server = watched_db
+    before = server.snapshot()
+    assert len(before) == 1  # the watch sees the pool's open connection
     with pytest.raises(ValidationError):
-        call(repo)
-    assert log == []
+        call(ClientsRepository(db))
+    assert server.snapshot() == before
 
 
 def test_identifiers_are_quoted_and_values_bound() -> None:
