@@ -6,8 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from errorkit._boundary import adopt_unhandled, boundary_on_stack
 from errorkit._config import env_float
-from errorkit._report import active, reported_event_id
+from errorkit._report import reported_event_id
 from errorkit._scrub import FILTERED, is_secret_key, scrub_text, value_is_set
 
 # Structure, identifiers and SDK metadata: never personal data, and masking them
@@ -106,7 +107,7 @@ def _fallback_event(event: Mapping[str, Any], error: BaseException) -> dict[str,
     return kept
 
 
-def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bool:
+def _left_to_a_boundary(event: dict[str, Any], hint: Mapping[str, Any]) -> bool:
     """True for an unhandled-exception event from a Sentry integration that errorkit owns.
 
     Framework integrations (Starlette, FastAPI, ...) capture unhandled errors
@@ -124,7 +125,15 @@ def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bo
         return True
     values = (event.get("exception") or {}).get("values") or []
     unhandled = any((v.get("mechanism") or {}).get("handled") is False for v in values)
-    return unhandled and active.get() is not None
+    if not unhandled:
+        return False
+    if boundary_on_stack():
+        return True
+    # A task or thread started inside a boundary (a request), failing outside any
+    # of its own: no boundary will see this exception here, so this event is its
+    # one report (marked, so a parent awaiting the task adds nothing).
+    adopt_unhandled(event, exc)
+    return False
 
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
