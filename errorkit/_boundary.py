@@ -79,10 +79,12 @@ class Block:
 
     @property
     def component(self) -> str:
+        """The boundary's component."""
         return self.boundary.component
 
     @property
     def operation(self) -> str:
+        """The boundary's operation."""
         return self.boundary.operation
 
     def __repr__(self) -> str:
