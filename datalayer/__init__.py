@@ -17,9 +17,17 @@ from datalayer.errors import (
     TransientError,
     ValidationError,
 )
-from datalayer.whatsapp import AuthStateStore, check_session_health, cleanup_expired_keys
+from datalayer.whatsapp import (
+    AsyncAuthStateStore,
+    AuthStateStore,
+    check_session_health,
+    check_session_health_async,
+    cleanup_expired_keys,
+    cleanup_expired_keys_async,
+)
 
 __all__ = [
+    "AsyncAuthStateStore",
     "AsyncDataLayer",
     "AsyncDatabase",
     "AuthStateStore",
@@ -36,7 +44,9 @@ __all__ = [
     "ValidationError",
     "check_budget",
     "check_session_health",
+    "check_session_health_async",
     "cleanup_expired_keys",
+    "cleanup_expired_keys_async",
     "migrate",
     "migrate_async",
 ]

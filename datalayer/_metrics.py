@@ -255,6 +255,46 @@ def database_key_counts(db: Any) -> KeyCounts:
     return counts
 
 
+class AsyncKeyCounts:
+    """A :data:`KeyCounts` for an ``AsyncDatabase``: the scrape (sync) reads figures
+    that ``await refresh()`` counted, at most once per ``refresh_s`` seconds.
+
+    The health API's async ``/metrics`` endpoint refreshes before each scrape. A
+    failed count is reported once through errorkit (component ``whatsapp``,
+    operation ``key_counts``) and keeps the last figures.
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        *,
+        refresh_s: float = WHATSAPP_KEYS_REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = weakref.ref(db)
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._counted_at: float | None = None
+        self.figures: tuple[int, int] | None = None
+
+    def __call__(self) -> tuple[int, int] | None:
+        return self.figures
+
+    async def refresh(self) -> None:
+        """Count the keys again unless the last count is recent."""
+        now = self._clock()
+        if self._counted_at is not None and now - self._counted_at < self._refresh_s:
+            return
+        self._counted_at = now
+        db = self._db()
+        if db is None or _closed(db):
+            self.figures = None
+            return
+        async with captured("whatsapp", "key_counts", reraise=False), db.connection() as conn:
+            row = await (await conn.execute(_KEY_COUNTS_SQL)).fetchone()
+            self.figures = (int(row[0]), int(row[1]))
+
+
 # The process's collectors, registered with errorkit's exposition on first use.
 pools = PoolCollector()
 whatsapp_keys = WhatsAppKeysCollector()

@@ -109,10 +109,15 @@ def _add_demo(sub: Any) -> None:
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
+    from datalayer._database_async import AsyncDatabase
     from datalayer.api import create_app
 
-    with open_database() as db:
-        uvicorn.run(create_app(db), host=args.host, port=args.port, log_level="warning")
+    # Built here (an embedded server is started now, if needed), opened by the app's
+    # lifespan inside uvicorn's event loop, as psycopg_pool's async pool requires.
+    db = AsyncDatabase.from_env()
+    uvicorn.run(
+        create_app(db, open_database=True), host=args.host, port=args.port, log_level="warning"
+    )
     return EXIT_OK
 
 

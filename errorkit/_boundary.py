@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import inspect
 import sys
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from contextvars import Token
+from contextvars import ContextVar, Token
 from time import perf_counter
 from types import FrameType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import structlog
 import wrapt
 
 from errorkit._config import settings
 from errorkit._report import (
+    _REPORTED,
     WRAPPER_CODES,
     Failure,
     Node,
+    _log_context,
+    _mark,
     active,
+    boundary_chain,
     line_fields,
     report_failure,
     report_rejection,
@@ -27,6 +33,8 @@ from errorkit._report import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 Extra = Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
 ReraisePolicy = bool | Callable[[Failure], bool]
@@ -38,16 +46,95 @@ Kwargs = dict[str, Any]
 _log = structlog.get_logger("errorkit")
 
 
-class Boundary:
-    """One error boundary: a decorator for any function kind, and a context manager.
+class Block:
+    """One entry into a boundary used as a context manager: what ``as`` gives.
 
-    Build it with :func:`captured`. Used as a context manager, ``error`` and
-    ``event_id`` describe the block's failure afterwards (a Boundary instance
-    used as a context manager is for one block at a time).
+    ``with captured(...) as block:``: after the block, ``block.error`` is the
+    exception the boundary met (or None) and ``block.event_id`` the Sentry
+    event id (or None). Each entry has its own, so one boundary object may be
+    entered by many tasks or threads at once (a module-level boundary reused in
+    every handler).
+
+    .. versionadded:: 0.2 (before, ``as`` gave the boundary itself)
     """
 
     __slots__ = (
-        "_cm",
+        "_active_token",
+        "_outer",
+        "_own_token",
+        "_parent",
+        "_started",
+        "boundary",
+        "error",
+        "event_id",
+    )
+
+    def __init__(self, boundary: Boundary, started: float) -> None:
+        self.boundary = boundary
+        self.error: Exception | None = None
+        self.event_id: str | None = None
+        self._started = started
+        self._parent: Node | None = None
+        self._outer: Block | None = None
+        self._active_token: Token[Node | None] | None = None
+        self._own_token: Token[Block | None] | None = None
+
+    @property
+    def component(self) -> str:
+        """The boundary's component."""
+        return self.boundary.component
+
+    @property
+    def operation(self) -> str:
+        """The boundary's operation."""
+        return self.boundary.operation
+
+    def __repr__(self) -> str:
+        state = "ok" if self.error is None else type(self.error).__name__
+        return f"<Block {self.boundary.component}.{self.boundary.operation} {state}>"
+
+
+# The innermost open Block of this context (task, thread): how __exit__ finds its
+# own entry when the same Boundary object is open in several contexts at once.
+_open_block: ContextVar[Block | None] = ContextVar("errorkit_open_block", default=None)
+
+
+def _mark_group(group: BaseExceptionGroup[Any]) -> None:
+    """A group (a TaskGroup's) whose every member was reported is that same incident."""
+    ids: list[str] = []
+    for member in group.exceptions:
+        if isinstance(member, BaseExceptionGroup):
+            _mark_group(member)
+        event_id = reported_event_id(member)
+        if event_id is None:
+            return
+        ids.append(event_id)
+    if ids:
+        _mark(group, _REPORTED, next((i for i in ids if i), ""))
+
+
+def _restore(var: ContextVar[Any], token: Token[Any] | None, value: Any) -> None:
+    """Reset ``var``; set it back to ``value`` if the token belongs to another context."""
+    try:
+        if token is not None:
+            var.reset(token)
+            return
+    except ValueError:  # entered in one context, left in another (a moved generator...)
+        pass
+    var.set(value)
+
+
+class Boundary:
+    """One error boundary: a decorator for any function kind, and a context manager.
+
+    Build it with :func:`captured`. Used as a context manager, each entry gets
+    its own :class:`Block` (the ``as`` target), so one Boundary may be open in
+    many tasks and threads at once. ``error`` and ``event_id`` on the Boundary
+    itself repeat those of the block that finished last: meaningful for
+    sequential use only.
+    """
+
+    __slots__ = (
         "_func",
         "_named",
         "_signature",
@@ -96,7 +183,6 @@ class Boundary:
         self._func: Callable[..., Any] | None = None
         self._signature: inspect.Signature | None = None
         self._takes_instance = False
-        self._cm: list[tuple[float, Token[Node | None]]] = []
         self.observer = observer
         if observer is not None and type(self) is Boundary:
             # Only observed boundaries pay for the observer: the others keep the
@@ -121,6 +207,8 @@ class Boundary:
         event_id: str | None = None
         reported = False
         try:
+            if isinstance(exc, BaseExceptionGroup):
+                _mark_group(exc)
             if self.expected and isinstance(exc, self.expected):
                 report_rejection(self, exc, duration_ms)
                 return True
@@ -207,6 +295,10 @@ class Boundary:
         self, wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs
     ) -> Any:
         started = perf_counter()
+        # Recorded in the context (unlike the sync paths, found on the stack): a task
+        # this coroutine starts copies the context, so its failures name this boundary.
+        parent = active.get()
+        token = active.set((self, parent, sys._getframe()))
         try:
             result = await wrapped(*args, **kwargs)
         except Exception as exc:
@@ -214,6 +306,8 @@ class Boundary:
             if self._failed(exc, started, instance, args, kwargs):
                 raise
             return self._default()
+        finally:
+            _restore(active, token, parent)
         self._finished(started)
         return result
 
@@ -270,14 +364,29 @@ class Boundary:
 
     # --- context manager ------------------------------------------------------------------------
 
-    def __enter__(self) -> Boundary:
+    def __enter__(self) -> Block:
         return self._enter(sys._getframe(1))
 
-    def _enter(self, frame: FrameType) -> Boundary:
-        self.error = None
-        self.event_id = None
-        self._cm.append((perf_counter(), active.set((self, active.get(), frame))))
-        return self
+    def _enter(self, frame: FrameType) -> Block:
+        block = Block(self, perf_counter())
+        block._parent = parent = active.get()
+        block._active_token = active.set((self, parent, frame))
+        block._outer = _open_block.get()
+        block._own_token = _open_block.set(block)
+        return block
+
+    def _entry(self) -> Block:
+        """The Block this context entered last on this boundary (what ``__exit__`` closes)."""
+        block = _open_block.get()
+        while block is not None and block.boundary is not self:
+            block = block._outer
+        if block is None:
+            # Left in a context that never entered it (a generator moved between
+            # tasks): no state of its own to restore, the report still goes out.
+            block = Block(self, perf_counter())
+            block._parent = active.get()
+            block._outer = _open_block.get()
+        return block
 
     def __exit__(
         self,
@@ -285,21 +394,27 @@ class Boundary:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        started, token = self._cm.pop()
+        block = self._entry()
         try:
             if exc is None:
-                self._finished(started)
-                return False
-            if not isinstance(exc, Exception):
-                return False
-            self.error = exc
-            reraise = self._failed(exc, started, None, (), {})
-            self.event_id = reported_event_id(exc) or None
-            return not reraise
+                self._finished(block._started)
+                suppress = False
+            elif not isinstance(exc, Exception):
+                suppress = False
+            else:
+                block.error = exc
+                suppress = not self._failed(exc, block._started, None, (), {})
+                try:
+                    block.event_id = reported_event_id(exc) or None
+                except Exception:  # reporting can never break the caller
+                    block.event_id = None
         finally:
-            active.reset(token)
+            _restore(_open_block, block._own_token, block._outer)
+            _restore(active, block._active_token, block._parent)
+        self.error, self.event_id = block.error, block.event_id
+        return suppress
 
-    async def __aenter__(self) -> Boundary:
+    async def __aenter__(self) -> Block:
         return self._enter(sys._getframe(1))
 
     async def __aexit__(
@@ -362,8 +477,9 @@ def captured(
 
     Decorate a function (sync, async, method, classmethod, staticmethod,
     generator, async generator; ``operation`` defaults to its name), or use it
-    as ``with captured(...) as boundary:`` (then ``boundary.error`` and
-    ``boundary.event_id`` describe the block)::
+    as ``with captured(...) as block:`` (then ``block.error`` and
+    ``block.event_id`` describe that block; each entry has its own
+    :class:`Block`, so one boundary may be shared by tasks and threads)::
 
         @captured("data-layer", reraise=False, default_factory=list)
         def get_staff(company_id: int) -> list[Staff]: ...
@@ -401,11 +517,118 @@ def captured(
     )
 
 
+# _call_async is not listed: it records itself in `active`, at its own frame.
 WRAPPER_CODES.update(
     {
         Boundary._call_sync.__code__,
-        Boundary._call_async.__code__,
         Boundary._call_gen.__code__,
         Boundary._call_async_gen.__code__,
     }
 )
+
+
+# --- carrying the boundary context into threads ---------------------------------------------
+
+
+def _enclosing(frame: FrameType | None) -> list[Boundary]:
+    """The boundaries around ``frame``, innermost first: the stack's, then the context's."""
+    pending: list[tuple[Boundary, FrameType | None]] = []
+    node = active.get()
+    while node is not None and len(pending) < 32:
+        pending.append((node[0], node[2]))
+        node = node[1]
+    at_frame: dict[int, list[Boundary]] = {}
+    for entered, block_frame in pending:
+        if block_frame is not None:
+            at_frame.setdefault(id(block_frame), []).append(entered)
+    found: list[Boundary] = []
+    placed: set[int] = set()
+    depth = 0
+    while frame is not None and depth < 1000:
+        if frame.f_code in WRAPPER_CODES:
+            wrapper_self = frame.f_locals.get("self")
+            if isinstance(wrapper_self, Boundary):
+                found.append(wrapper_self)
+        here = at_frame.get(id(frame))
+        if here:
+            found.extend(here)
+            placed.update(id(b) for b in here)
+        frame = frame.f_back
+        depth += 1
+    found.extend(b for b, _ in pending if id(b) not in placed)
+    return found
+
+
+def boundary_on_stack() -> bool:
+    """True when a boundary on the running stack will meet an exception raised here.
+
+    False in a task or thread started inside a boundary (a request) whose own
+    code has none: the enclosing boundaries are in its context, not its stack.
+    """
+    frames: set[int] = set()
+    frame: FrameType | None = sys._getframe(1)
+    depth = 0
+    while frame is not None and depth < 1000:
+        if frame.f_code in WRAPPER_CODES:
+            return True
+        frames.add(id(frame))
+        frame = frame.f_back
+        depth += 1
+    node = active.get()
+    while node is not None:
+        if node[2] is not None and id(node[2]) in frames:
+            return True
+        node = node[1]
+    return False
+
+
+def adopt_unhandled(event: dict[str, Any], exc: Exception) -> None:
+    """Make a framework integration's event the one report of ``exc``, raised in a task
+    or thread whose enclosing boundaries (and request id) are in its context only."""
+    if active.get() is None:
+        return
+    _mark(exc, _REPORTED, str(event.get("event_id") or ""))
+    context: dict[str, Any] = {"boundaries": boundary_chain(), "suppressed": 0, "arguments": {}}
+    log_context = _log_context()
+    if log_context:
+        context["log_context"] = log_context
+    event.setdefault("contexts", {})["errorkit"] = context
+
+
+def propagate(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` bound to the caller's context, to run in another thread.
+
+    A thread (``threading.Thread``, ``ThreadPoolExecutor.submit``,
+    ``loop.run_in_executor``) starts with an empty context; wrapped by
+    ``propagate``, ``fn`` runs in a copy of the context it was wrapped in: the
+    chain of enclosing boundaries (a failure in it names them), the request id
+    and whatever else is bound with structlog's contextvars, the Sentry scope::
+
+        await loop.run_in_executor(None, errorkit.propagate(render_pdf), booking)
+        pool.submit(errorkit.propagate(send_sms), phone)
+
+    Each call runs in its own copy, so the result may be called from many
+    threads at once. Tasks need nothing: asyncio copies the context into
+    every task (``create_task``, ``TaskGroup``, ``gather``) and into
+    ``asyncio.to_thread``.
+
+    .. versionadded:: 0.2
+    """
+    context = contextvars.copy_context()
+    # Decorated sync boundaries live on the stack, not in the context: record them.
+    enclosing = _enclosing(sys._getframe(1))
+    if enclosing:
+
+        def record() -> None:
+            node: Node | None = None
+            for boundary in reversed(enclosing):
+                node = (boundary, node, None)
+            active.set(node)
+
+        context.run(record)
+
+    @functools.wraps(fn)
+    def in_context(*args: P.args, **kwargs: P.kwargs) -> R:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return in_context

@@ -23,12 +23,13 @@ import sentry_sdk
 from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.types import Event, Hint
 
+from errorkit._boundary import adopt_unhandled, boundary_on_stack
 from errorkit._config import env_float
 from errorkit._event import PROTECTED_HINT, boundary_sending, protected
-from errorkit._report import active, reported_event_id
+from errorkit._report import reported_event_id
 
 
-def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bool:
+def _left_to_a_boundary(event: dict[str, Any], hint: Mapping[str, Any]) -> bool:
     """True for an unhandled-exception event from a Sentry integration that errorkit owns.
 
     Framework integrations (Starlette, FastAPI, ...) capture unhandled errors
@@ -46,7 +47,15 @@ def _left_to_a_boundary(event: Mapping[str, Any], hint: Mapping[str, Any]) -> bo
         return True
     values = (event.get("exception") or {}).get("values") or []
     unhandled = any((v.get("mechanism") or {}).get("handled") is False for v in values)
-    return unhandled and active.get() is not None
+    if not unhandled:
+        return False
+    if boundary_on_stack():
+        return True
+    # A task or thread started inside a boundary (a request), failing outside any
+    # of its own: no boundary will see this exception here, so this event is its
+    # one report (marked, so a parent awaiting the task adds nothing).
+    adopt_unhandled(event, exc)
+    return False
 
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
@@ -81,12 +90,12 @@ def _protect_process_event(event: Event, hint: Hint) -> Event | None:
     client = sentry_sdk.get_client()
     if client.options.get("before_send") is before_send:
         return event  # errorkit initialised this client: its before_send runs last, and does it
+    raw = cast(dict[str, Any], event)
     try:
-        if _left_to_a_boundary(event, hint):
+        if _left_to_a_boundary(raw, hint):
             return None
     except Exception:
         pass
-    raw = cast(dict[str, Any], event)
     if client.options.get("attach_stacktrace"):
         _attach_stacktrace(raw)
     return cast(Event | None, protected(raw))

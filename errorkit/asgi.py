@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
@@ -119,7 +120,9 @@ class ErrorkitMiddleware:
         with structlog.contextvars.bound_contextvars(
             request_id=request_id, method=method, path=path
         ):
-            token = active.set((boundary, active.get(), None))
+            # At this frame: a task the request starts inherits the node (its
+            # failures name the route) but knows the middleware is not on its stack.
+            token = active.set((boundary, active.get(), sys._getframe()))
             try:
                 await self.app(scope, receive, send_with_request_id)
             except Exception as exc:

@@ -29,10 +29,10 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
-import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -115,16 +115,8 @@ async def invalid_input(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "invalid", "message": str(exc)}, status_code=400)
 
 
-async def internal_error(request: Request, exc: Exception) -> Response:
-    # Starlette answers an unhandled error itself (a text/plain 500) before the
-    # middleware sees it, then re-raises it: the middleware still reports it
-    # once. This handler only makes Starlette's answer JSON with the request id.
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    return JSONResponse({"error": "internal_error", "request_id": request_id}, status_code=500)
-
-
-def create_app(db: Database) -> ErrorkitMiddleware:
-    """The service: routes, a 400 for bad input, the middleware outermost."""
+def create_app(db: Database) -> Starlette:
+    """The service: routes, a 400 for bad input, errorkit's middleware."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -141,11 +133,14 @@ def create_app(db: Database) -> ErrorkitMiddleware:
             Route("/clients/by-phone/{phone}", client_by_phone),
             Route("/debug/fail", fail),
         ],
-        exception_handlers={ValidationError: invalid_input, Exception: internal_error},
+        # Inside Starlette's own error middleware: it answers a bug with its JSON 500
+        # itself, so Starlette never sends a plain-text one.
+        middleware=[Middleware(ErrorkitMiddleware)],
+        exception_handlers={ValidationError: invalid_input},
         lifespan=lifespan,
     )
     app.state.data_layer = DataLayer(db)
-    return ErrorkitMiddleware(app)
+    return app
 
 
 def main() -> None:

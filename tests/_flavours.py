@@ -30,12 +30,15 @@ import psycopg
 from greenlet import getcurrent, greenlet
 
 import datalayer
-from datalayer import repositories
+from datalayer import repositories, whatsapp
 
 #: The names a test module may use, and their async twins.
 ASYNC_TWINS: dict[str, Any] = {
     "Database": datalayer.AsyncDatabase,
     "DataLayer": datalayer.AsyncDataLayer,
+    "AuthStateStore": whatsapp.AsyncAuthStateStore,
+    "check_session_health": whatsapp.check_session_health_async,
+    "cleanup_expired_keys": whatsapp.cleanup_expired_keys_async,
     **{
         name: getattr(repositories, f"Async{name}")
         for name in repositories.__all__
@@ -216,6 +219,28 @@ class Twin:
         return getattr(self.cls, name)
 
 
-def factory(cls: type[Any], loop: Loop) -> Twin:
-    """The async flavour's stand-in for the sync class named like ``cls`` without Async."""
-    return Twin(cls, loop)
+class FunctionTwin:
+    """What a module-level ``x`` becomes in the async flavour: ``x_async``, awaited on the
+    loop (in the calling thread's context), its result wrapped like a method's."""
+
+    def __init__(self, fn: Callable[..., Awaitable[Any]], loop: Loop) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.__name__ = fn.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(_unwrap(a) for a in args)
+        kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+        if isinstance(getcurrent(), _Bridged):
+            coroutine = self.fn(*args, **kwargs)
+        else:
+            coroutine = self.loop.context().run(self.fn, *args, **kwargs)
+        return _wrap(self.loop.run(coroutine), self.loop)
+
+
+def factory(cls: Any, loop: Loop) -> Twin | FunctionTwin:
+    """The async flavour's stand-in for the sync class (or ``_async`` function) named
+    like ``cls`` without Async."""
+    if isinstance(cls, type):
+        return Twin(cls, loop)
+    return FunctionTwin(cls, loop)

@@ -143,6 +143,7 @@ PARITY_MODULES = frozenset(
         "test_facade_invalid_input",
         "test_facade_boundary",
         "test_transactions",
+        "test_whatsapp",
         "test_base",
         "test_bookings",
         "test_clients",

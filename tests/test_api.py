@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from test_whatsapp import seed_keys
 
-from datalayer import Database
+from datalayer import AsyncDatabase, Database
 from datalayer.api import create_app
 from errorkit.testing import capture_events
 
@@ -38,7 +38,7 @@ def serve() -> Iterator[Serve]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="auto")
         )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -55,6 +55,19 @@ def serve() -> Iterator[Serve]:
         thread.join()
 
 
+@pytest.fixture(params=["sync", "async"])
+def make_app(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``create_app`` on the given ``Database``, or on an ``AsyncDatabase`` of the same
+    server and settings that the app opens in uvicorn's loop (as ``datalayer serve``)."""
+
+    def make(db: Database, **kwargs: Any) -> Any:
+        if request.param == "sync":
+            return create_app(db, **kwargs)
+        return create_app(AsyncDatabase(db._conninfo, db.settings), open_database=True, **kwargs)
+
+    return make
+
+
 def _wait_for(condition: Callable[[], bool], attempts: int = 200) -> None:
     for _ in range(attempts):
         if condition():
@@ -68,8 +81,10 @@ def _assert_clean(response: httpx.Response) -> None:
     assert "password" not in response.text.lower()
 
 
-def test_health_pings_the_database_and_echoes_the_request_id(db: Database, serve: Serve) -> None:
-    base = serve(create_app(db))
+def test_health_pings_the_database_and_echoes_the_request_id(
+    db: Database, serve: Serve, make_app: Any
+) -> None:
+    base = serve(make_app(db))
     response = httpx.get(f"{base}/health", headers={"X-Request-ID": "req-abc-123"})
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "req-abc-123"
@@ -82,8 +97,10 @@ def test_health_pings_the_database_and_echoes_the_request_id(db: Database, serve
     assert generated
 
 
-def test_health_db_reports_pool_budget_and_latency(db: Database, serve: Serve) -> None:
-    base = serve(create_app(db))
+def test_health_db_reports_pool_budget_and_latency(
+    db: Database, serve: Serve, make_app: Any
+) -> None:
+    base = serve(make_app(db))
     response = httpx.get(f"{base}/health/db")
     assert response.status_code == 200
     body = response.json()
@@ -100,10 +117,10 @@ def test_health_db_reports_pool_budget_and_latency(db: Database, serve: Serve) -
     [(0, "healthy", 200), (150, "warning", 200), (600, "critical", 503)],
 )
 def test_whatsapp_health_status_codes_per_band(
-    wa_db: Database, serve: Serve, expired: int, status: str, code: int
+    wa_db: Database, serve: Serve, make_app: Any, expired: int, status: str, code: int
 ) -> None:
     seed_keys(wa_db, expired, expired=True, session_prefix="s")
-    base = serve(create_app(wa_db))
+    base = serve(make_app(wa_db))
     response = httpx.get(f"{base}/health/whatsapp")
     assert response.status_code == code
     assert response.json()["status"] == status
@@ -111,9 +128,11 @@ def test_whatsapp_health_status_codes_per_band(
     _assert_clean(response)
 
 
-def test_whatsapp_health_of_one_session_and_a_bad_session_id(wa_db: Database, serve: Serve) -> None:
+def test_whatsapp_health_of_one_session_and_a_bad_session_id(
+    wa_db: Database, serve: Serve, make_app: Any
+) -> None:
     seed_keys(wa_db, 600, expired=True, session_prefix="s")
-    base = serve(create_app(wa_db))
+    base = serve(make_app(wa_db))
     response = httpx.get(f"{base}/health/whatsapp", params={"session_id": "nobody"})
     assert response.status_code == 200
     assert response.json()["session_id"] == "nobody"
@@ -126,8 +145,8 @@ def test_whatsapp_health_of_one_session_and_a_bad_session_id(wa_db: Database, se
     assert "no spaces" not in bad.text  # the refused input is not echoed
 
 
-def test_unreachable_database(unreachable_db: Database, serve: Serve) -> None:
-    base = serve(create_app(unreachable_db))
+def test_unreachable_database(unreachable_db: Database, serve: Serve, make_app: Any) -> None:
+    base = serve(make_app(unreachable_db))
     with capture_events() as events:
         whatsapp = httpx.get(f"{base}/health/whatsapp", timeout=30)
         health = httpx.get(f"{base}/health", timeout=30)
@@ -145,11 +164,13 @@ def test_unreachable_database(unreachable_db: Database, serve: Serve) -> None:
     assert operations.count("ping_database") == 2
 
 
-def test_unhandled_error_gives_json_500_and_one_event(db: Database, serve: Serve) -> None:
+def test_unhandled_error_gives_json_500_and_one_event(
+    db: Database, serve: Serve, make_app: Any
+) -> None:
     def boom(request: Request) -> Response:
         raise RuntimeError("kaboom with password=hunter2")
 
-    base = serve(create_app(db, routes=[Route("/boom", boom)]))
+    base = serve(make_app(db, routes=[Route("/boom", boom)]))
     with capture_events() as events:
         response = httpx.get(f"{base}/boom", headers={"X-Request-ID": "req-boom"})
         # Starlette sends its 500 before re-raising to the middleware, which reports
@@ -167,6 +188,24 @@ def test_unhandled_error_gives_json_500_and_one_event(db: Database, serve: Serve
     assert response.json() == {"error": "internal_error", "request_id": "req-boom"}
 
 
-def test_unknown_route_is_404(db: Database, serve: Serve) -> None:
-    base = serve(create_app(db))
+def test_unknown_route_is_404(db: Database, serve: Serve, make_app: Any) -> None:
+    base = serve(make_app(db))
     assert httpx.get(f"{base}/nope").status_code == 404
+
+
+def test_async_database_endpoints_are_coroutines_sync_ones_plain(db: Database) -> None:
+    # Starlette runs a plain endpoint in its thread pool, a coroutine on the loop:
+    # on an AsyncDatabase no request takes a thread.
+    import inspect
+
+    from starlette.routing import Route as StarletteRoute
+
+    def kinds(app: Any) -> set[bool]:
+        return {
+            inspect.iscoroutinefunction(route.endpoint)
+            for route in app.routes
+            if isinstance(route, StarletteRoute)
+        }
+
+    assert kinds(create_app(AsyncDatabase(db._conninfo, db.settings))) == {True}
+    assert kinds(create_app(db)) == {False}

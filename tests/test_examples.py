@@ -6,6 +6,7 @@ database (``pg_url``); none of them may send anything to Sentry.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +74,7 @@ def test_every_example_has_a_test() -> None:
     tested = {
         "decorate_new_method.py",
         "service_using_facade.py",
+        "fastapi_service.py",
         "testing_with_errorkit.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
@@ -205,16 +208,22 @@ def free_port() -> int:
 class Service:
     """The example service under uvicorn on a free loopback port."""
 
-    def __init__(self, pg_url: str, folder: Path) -> None:
+    def __init__(
+        self,
+        pg_url: str,
+        folder: Path,
+        script: str = "examples/service_using_facade.py",
+        env: dict[str, str] | None = None,
+    ) -> None:
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         self.out = folder / "service.out"
         self.err = folder / "service.err"
         with self.out.open("w") as stdout, self.err.open("w") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, "examples/service_using_facade.py", "--port", str(port)],
+                [sys.executable, script, "--port", str(port)],
                 cwd=ROOT,
-                env=example_env(pg_url),
+                env={**example_env(pg_url), **(env or {})},
                 stdout=stdout,
                 stderr=stderr,
             )
@@ -295,3 +304,107 @@ def test_service_using_facade(service: Service) -> None:
     assert failed["component"] == "http"
     assert failed["operation"] == "GET /debug/fail"
     assert failed["request_id"] == "req-500"
+
+
+# --- fastapi_service.py, with a real Sentry endpoint on loopback --------------------------
+
+
+class SentryStub:
+    """A loopback HTTP server standing for Sentry: keeps the events of each envelope."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        events = self.events = []  # type: list[dict[str, Any]]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                events.extend(envelope_events(body))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.dsn = f"http://public@127.0.0.1:{self.server.server_address[1]}/1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def envelope_events(body: bytes) -> list[dict[str, Any]]:
+    """The ``event`` items of a Sentry envelope (header line, then header + payload items)."""
+    events = []
+    rest = body.split(b"\n", 1)[1] if b"\n" in body else b""
+    while rest.strip():
+        header_line, rest = rest.split(b"\n", 1)
+        header = json.loads(header_line)
+        if "length" in header:
+            payload, rest = rest[: header["length"]], rest[header["length"] :].lstrip(b"\n")
+        else:
+            payload, _, rest = rest.partition(b"\n")
+        if header.get("type") == "event":
+            events.append(json.loads(payload))
+    return events
+
+
+def test_fastapi_service(pg_url: str, tmp_path: Path) -> None:
+    sentry = SentryStub()
+    service = Service(
+        pg_url,
+        tmp_path,
+        "examples/fastapi_service.py",
+        env={"SENTRY_DSN": sentry.dsn, "SENTRY_TRACES_SAMPLE_RATE": "0"},
+    )
+    try:
+        service.wait_until_up()
+        with httpx.Client(base_url=service.base_url, timeout=30) as client:
+            saved = client.put("/companies/990012", json={"title": "Async Salon"})
+            assert saved.status_code == 200, saved.text
+            found = client.get("/companies/990012")
+            assert found.status_code == 200
+            assert found.json()["title"] == "Async Salon"
+            missing = client.get("/companies/990013")
+            assert (missing.status_code, missing.json()) == (404, {"error": "not_found"})
+            bad = client.get("/companies/0", headers={"X-Request-ID": "req-400"})
+            assert bad.status_code == 400
+            assert bad.json()["error"] == "invalid"
+            assert bad.headers["x-request-id"] == "req-400"
+            down = client.get("/debug/db-timeout", headers={"X-Request-ID": "req-503"})
+            assert down.status_code == 503
+            assert down.headers["retry-after"] == "5"
+            assert down.json() == {"error": "unavailable", "kind": "timeout"}
+            crash = client.get("/debug/fail", headers={"X-Request-ID": "req-500"})
+            assert crash.status_code == 500
+            assert crash.headers["content-type"] == "application/json"
+            assert crash.json() == {"error": "internal_error", "request_id": "req-500"}
+        lines = service.stop()
+    finally:
+        service.stop()
+        sentry.close()
+    assert service.proc.returncode == 0, service.err.read_text()
+    # One event and one error line per failure; the 400 and the 404 make none.
+    events = sorted(sentry.events, key=lambda e: e["tags"]["operation"])
+    assert [(e["tags"]["component"], e["tags"]["operation"]) for e in events] == [
+        ("http", "GET /debug/fail"),
+        ("database", "transaction"),
+    ]
+    assert [e["contexts"]["errorkit"]["log_context"]["request_id"] for e in events] == [
+        "req-500",
+        "req-503",
+    ]
+    failed = sorted(
+        (x["component"], x["request_id"]) for x in lines if x["event"] == "operation_failed"
+    )
+    assert failed == [("database", "req-503"), ("http", "req-500")]
+    rejected = [x for x in lines if x["event"] == "operation_rejected"]
+    assert [(x["operation"], x["request_id"]) for x in rejected] == [("get_company", "req-400")]
+    # Neither uvicorn nor Starlette wrote a traceback of their own.
+    assert "Traceback" not in service.err.read_text()

@@ -377,6 +377,22 @@ def test_metrics_endpoint_serves_everything_and_promtool_accepts_it(
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
 
 
+def test_metrics_endpoint_on_an_async_database_counts_the_keys_awaited(
+    wa_db: Database, pg_url: str, serve: test_api.Serve
+) -> None:
+    """On an AsyncDatabase the scrape's key counts are refreshed by the async endpoint."""
+    from datalayer import AsyncDatabase
+
+    seed_keys(wa_db, 7, expired=True, session_prefix="async-scrape")
+    base = serve(create_app(AsyncDatabase(pg_url), open_database=True))
+    response = httpx.get(f"{base}/metrics")
+    assert response.status_code == 200
+    samples = parse(response.text)
+    assert samples[("datalayer_whatsapp_keys", (("state", "expired"),))] == 7
+    assert samples[("datalayer_whatsapp_keys", (("state", "total"),))] == 7
+    assert samples[("datalayer_pool_max_connections", ())] >= 1
+
+
 def test_metrics_endpoint_is_404_when_metrics_are_off(
     db: Database, serve: test_api.Serve, metrics_off: None
 ) -> None:

@@ -1,4 +1,8 @@
-"""AuthStateStore, check_session_health and cleanup_expired_keys against the real server."""
+"""AuthStateStore, check_session_health and cleanup_expired_keys against the real server.
+
+A parity module (tests/conftest.py): every test also runs against
+AsyncAuthStateStore, check_session_health_async and cleanup_expired_keys_async.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +39,13 @@ def _truncate(db: Database) -> None:
 
 
 @pytest.fixture
-def wa_db(db: Database) -> Iterator[Database]:
-    """The suite's database with empty WhatsApp tables (emptied again afterwards)."""
-    _truncate(db)
-    yield db
-    _truncate(db)
+def wa_db(db: Database, flavour: str, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The suite's database (of the test's flavour) with empty WhatsApp tables (emptied
+    again afterwards)."""
+    target = request.getfixturevalue("async_db") if flavour == "async" else db
+    _truncate(target)
+    yield target
+    _truncate(target)
 
 
 def seed_keys(
@@ -573,6 +579,7 @@ def test_failed_cleanup_is_reported_once_and_raises(unreachable_db: Database) ->
     assert events[0]["tags"]["operation"] == "cleanup_expired_keys"
 
 
+@pytest.mark.sync_only  # threads; the async flavour's 50 tasks: test_whatsapp_async.py
 def test_concurrent_writers_of_overlapping_keys_do_not_deadlock(wa_db: Database) -> None:
     ids = [str(n) for n in range(60)]
     errors: list[BaseException] = []

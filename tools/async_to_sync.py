@@ -51,6 +51,9 @@ SOURCES: dict[str, str] = {
     "datalayer/repositories/staff_schedules_async.py": (
         "datalayer/repositories/staff_schedules.py"
     ),
+    "datalayer/whatsapp/_store_async.py": "datalayer/whatsapp/_store.py",
+    "datalayer/whatsapp/_health_async.py": "datalayer/whatsapp/_health.py",
+    "datalayer/whatsapp/_cleanup_async.py": "datalayer/whatsapp/_cleanup.py",
 }
 
 RENAMES: dict[str, str] = {

@@ -1,32 +1,36 @@
-"""Deleting expired WhatsApp keys in short batches, and recording each run."""
+# WARNING: generated from _cleanup_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
+"""Deleting expired WhatsApp keys in short batches, and recording each run.
+
+The async cleanup is the one source: ``tools/async_to_sync.py`` generates the
+sync one from it. What does no I/O lives in ``_cleanup_base.py``.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from datalayer.errors import ValidationError
+from datalayer.whatsapp._cleanup_base import (
+    COUNT_EXPIRED_SQL,
+    DELETE_BATCH_SQL,
+    RECORD_RUN_SQL,
+    CleanupResult,
+    ProgressCallback,
+    check_batch_size,
+    elapsed_ms,
+)
 from errorkit import captured, get_logger
 
 if TYPE_CHECKING:
     from datalayer._database import Database
 
-__all__ = ["CleanupResult", "cleanup_expired_keys"]
-
-#: ``progress(done, total)``, called once before the first batch and after each.
-ProgressCallback = Callable[[int, int], None]
+__all__ = ["cleanup_expired_keys"]
 
 
 _log = get_logger("datalayer.whatsapp")
-
-
-class CleanupResult(TypedDict):
-    deleted: int
-    duration_ms: float
-    dry_run: bool
-    batches: int
 
 
 # A batch job: only a run past a minute is worth an operation_slow line.
@@ -45,21 +49,18 @@ def cleanup_expired_keys(
     keys a real run would delete now. Each real run is recorded in
     ``whatsapp_cleanup_runs`` (``last_cleanup`` of the health check).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError("batch_size must be a positive integer")
+    batch_size = check_batch_size(batch_size)
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     with db.connection() as conn:
-        row = conn.execute(
-            "SELECT now(), count(*) FROM whatsapp_keys WHERE expires_at <= now()"
-        ).fetchone()
+        row = (conn.execute(COUNT_EXPIRED_SQL)).fetchone()
     assert row is not None
     cutoff: datetime = row[0]
     total = int(row[1])
     if dry_run:
         result: CleanupResult = {
             "deleted": total,
-            "duration_ms": _elapsed_ms(started),
+            "duration_ms": elapsed_ms(started),
             "dry_run": True,
             "batches": 0,
         }
@@ -72,23 +73,8 @@ def cleanup_expired_keys(
         progress(0, total)
     try:
         while True:
-            # One statement per batch: on an autocommit connection it is its own
-            # short transaction, so no lock is held across batches. Oldest first,
-            # through the expires_at index: a batch never rescans the rows (dead
-            # until vacuum) that earlier batches deleted, as a plain LIMIT would.
             with db.connection() as conn:
-                cursor = conn.execute(
-                    """
-                    DELETE FROM whatsapp_keys
-                    WHERE ctid = ANY(ARRAY(
-                        SELECT ctid FROM whatsapp_keys
-                        WHERE expires_at <= %(cutoff)s
-                        ORDER BY expires_at LIMIT %(limit)s
-                    ))
-                    AND expires_at <= %(cutoff)s
-                    """,
-                    {"cutoff": cutoff, "limit": batch_size},
-                )
+                cursor = conn.execute(DELETE_BATCH_SQL, {"cutoff": cutoff, "limit": batch_size})
                 count = cursor.rowcount
             if count <= 0:
                 break
@@ -112,10 +98,6 @@ def cleanup_expired_keys(
     return {"deleted": deleted, "duration_ms": duration_ms, "dry_run": False, "batches": batches}
 
 
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
 def _record_run(
     db: Database,
     started_at: datetime,
@@ -126,16 +108,11 @@ def _record_run(
     started: float,
     error: BaseException | None,
 ) -> float:
-    duration_ms = _elapsed_ms(started)
+    duration_ms = elapsed_ms(started)
     try:
         with db.connection() as conn:
             conn.execute(
-                """
-                INSERT INTO whatsapp_cleanup_runs
-                    (started_at, finished_at, cutoff, deleted, batches, batch_size,
-                     duration_ms, error)
-                VALUES (%s, now(), %s, %s, %s, %s, %s, %s)
-                """,
+                RECORD_RUN_SQL,
                 (
                     started_at,
                     cutoff,

@@ -1,55 +1,33 @@
-"""Health of the stored WhatsApp auth state: key counts, expired keys, last cleanup."""
+# WARNING: generated from _health_async.py by tools/async_to_sync.py: do not edit.
+# Change the async source, then run `python tools/async_to_sync.py`.
+"""Health of the stored WhatsApp auth state: key counts, expired keys, last cleanup.
+
+The async check is the one source: ``tools/async_to_sync.py`` generates the sync
+one from it. What does no I/O lives in ``_health_base.py``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING
 
-from datalayer.errors import ValidationError
-from datalayer.whatsapp._store import validate_session_id
-from errorkit import captured, classify
+from datalayer.whatsapp._health_base import (
+    AUTH_COUNT_SQL,
+    KEYS_BY_TYPE_SQL,
+    LAST_CLEANUP_SQL,
+    OVER_THRESHOLD_SQL,
+    SessionHealth,
+    failed,
+    fill_counts,
+    judge,
+    new_report,
+    query_params,
+)
+from errorkit import captured
 
 if TYPE_CHECKING:
     from datalayer._database import Database
 
-__all__ = ["HealthStatus", "SessionHealth", "check_session_health"]
-
-HealthStatus = Literal["healthy", "warning", "critical", "error"]
-
-
-class LastCleanup(TypedDict):
-    finished_at: str
-    deleted: int
-    batches: int
-    duration_ms: float
-    error: str | None
-
-
-class SessionOverThreshold(TypedDict):
-    session_id: str
-    keys: int
-
-
-class SessionHealth(TypedDict):
-    """What :func:`check_session_health` returns; JSON-ready (timestamps are ISO strings)."""
-
-    status: HealthStatus
-    message: str
-    session_id: str | None
-    auth_records: int
-    total_keys: int
-    expired_keys: int
-    keys_by_type: dict[str, int]
-    threshold: int
-    sessions_over_threshold: list[SessionOverThreshold]
-    last_cleanup: LastCleanup | None
-    checked_at: str
-
-
-# Sessions listed at most in `sessions_over_threshold`, biggest first.
-_MAX_LISTED_SESSIONS = 100
-
-_FILTER = "(%(session_id)s::text IS NULL OR session_id = %(session_id)s::text)"
+__all__ = ["check_session_health"]
 
 
 def check_session_health(
@@ -68,104 +46,19 @@ def check_session_health(
     least ``warning``. A database failure is reported once through errorkit
     and gives status ``error`` rather than an exception.
     """
-    if session_id is not None:
-        validate_session_id(session_id)
-    for name, value in (
-        ("threshold", threshold),
-        ("warning_expired", warning_expired),
-        ("critical_expired", critical_expired),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValidationError(f"{name} must be a positive integer")
-    if critical_expired < warning_expired:
-        raise ValidationError("critical_expired must not be below warning_expired")
-
-    report: SessionHealth = {
-        "status": "error",
-        "message": "",
-        "session_id": session_id,
-        "auth_records": 0,
-        "total_keys": 0,
-        "expired_keys": 0,
-        "keys_by_type": {},
-        "threshold": threshold,
-        "sessions_over_threshold": [],
-        "last_cleanup": None,
-        "checked_at": datetime.now(UTC).isoformat(),
-    }
-    with captured("whatsapp", "check_session_health", reraise=False) as boundary:
+    report = new_report(session_id, threshold, warning_expired, critical_expired)
+    with captured("whatsapp", "check_session_health", reraise=False) as outcome:
         _fill_counts(db, report)
-    if boundary.error is not None:
-        kind = classify(boundary.error)
-        report["message"] = (
-            f"health check failed: {type(boundary.error).__name__} ({kind}); "
-            "see the logs for details"
-        )
-        return report
-
-    expired = report["expired_keys"]
-    over = report["sessions_over_threshold"]
-    if expired >= critical_expired:
-        report["status"] = "critical"
-    elif expired >= warning_expired or over:
-        report["status"] = "warning"
-    else:
-        report["status"] = "healthy"
-    parts = [f"{expired} expired of {report['total_keys']} keys"]
-    if expired >= warning_expired:
-        parts.append("run `datalayer whatsapp cleanup`")
-    if over:
-        parts.append(f"{len(over)} session(s) over {threshold} keys")
-    report["message"] = "; ".join(parts)
-    return report
+    if outcome.error is not None:
+        return failed(report, outcome.error)
+    return judge(report, warning_expired, critical_expired)
 
 
 def _fill_counts(db: Database, report: SessionHealth) -> None:
-    params: dict[str, Any] = {
-        "session_id": report["session_id"],
-        "threshold": report["threshold"],
-        "limit": _MAX_LISTED_SESSIONS,
-    }
+    params = query_params(report)
     with db.connection() as conn:
-        auth = conn.execute(
-            f"SELECT count(*) FROM whatsapp_auth WHERE {_FILTER}",  # noqa: S608 - constant
-            params,
-        ).fetchone()
-        by_type = conn.execute(
-            f"""
-            SELECT key_type, count(*), count(*) FILTER (WHERE expires_at <= now())
-            FROM whatsapp_keys WHERE {_FILTER}
-            GROUP BY key_type ORDER BY key_type
-            """,  # noqa: S608 - constant
-            params,
-        ).fetchall()
-        over = conn.execute(
-            f"""
-            SELECT session_id, count(*) FROM whatsapp_keys WHERE {_FILTER}
-            GROUP BY session_id HAVING count(*) > %(threshold)s
-            ORDER BY count(*) DESC, session_id LIMIT %(limit)s
-            """,  # noqa: S608 - constant
-            params,
-        ).fetchall()
-        last = conn.execute(
-            """
-            SELECT finished_at, deleted, batches, duration_ms, error
-            FROM whatsapp_cleanup_runs ORDER BY finished_at DESC, id DESC LIMIT 1
-            """
-        ).fetchone()
-    report["auth_records"] = int(auth[0]) if auth else 0
-    report["keys_by_type"] = {key_type: int(total) for key_type, total, _ in by_type}
-    report["total_keys"] = sum(report["keys_by_type"].values())
-    report["expired_keys"] = sum(int(expired) for _, _, expired in by_type)
-    report["sessions_over_threshold"] = [
-        {"session_id": sid, "keys": int(count)} for sid, count in over
-    ]
-    if last is not None:
-        finished_at, deleted, batches, duration_ms, error = last
-        report["last_cleanup"] = {
-            "finished_at": finished_at.isoformat(),
-            "deleted": int(deleted),
-            "batches": int(batches),
-            "duration_ms": float(duration_ms),
-            "error": error,
-        }
+        auth = (conn.execute(AUTH_COUNT_SQL, params)).fetchone()
+        by_type = (conn.execute(KEYS_BY_TYPE_SQL, params)).fetchall()
+        over = (conn.execute(OVER_THRESHOLD_SQL, params)).fetchall()
+        last = (conn.execute(LAST_CLEANUP_SQL)).fetchone()
+    fill_counts(report, auth, by_type, over, last)

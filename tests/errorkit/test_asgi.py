@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -205,3 +211,140 @@ def test_json_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str])
         assert key in failed
     assert failed["request_id"] == "req-json"
     assert failed["component"] == "data-layer"
+
+
+# --- added the ordinary way, under a real uvicorn -------------------------------------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def uvicorn_serving(app: Any) -> Iterator[tuple[str, _Records]]:
+    """``app`` served by a real uvicorn on a free loopback port; uvicorn's error log kept."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    records = _Records()
+    error_log = logging.getLogger("uvicorn.error")
+    error_log.addHandler(records)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}", records
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        error_log.removeHandler(records)
+        sock.close()
+
+
+def _with_added_middleware(make_app: Any) -> Any:
+    app = make_app()
+    app.add_middleware(ErrorkitMiddleware)
+    return app
+
+
+@pytest.mark.parametrize("make_app", APPS)
+def test_add_middleware_answers_json_500_once_under_uvicorn(
+    make_app: Any, errorkit_events: list[dict[str, Any]], errorkit_logs: list[dict[str, Any]]
+) -> None:
+    with uvicorn_serving(_with_added_middleware(make_app)) as (url, uvicorn_log):
+        response = httpx.get(f"{url}/crash", headers={"X-Request-ID": "req-added"})
+        ok = httpx.get(f"{url}/ok")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"] == "req-added"
+    assert response.json() == {"error": "internal_error", "request_id": "req-added"}
+    assert ok.status_code == 200 and len(ok.headers["x-request-id"]) == 32
+    (event,) = errorkit_events
+    assert (event["tags"]["component"], event["tags"]["operation"]) == ("http", "GET /crash")
+    (line,) = [line for line in errorkit_logs if line["event"] == "operation_failed"]
+    assert line["request_id"] == "req-added"
+    # Neither Starlette's ServerErrorMiddleware nor uvicorn saw the exception.
+    assert [r for r in uvicorn_log.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+def test_a_failure_in_a_task_started_by_a_request_is_reported_once_with_its_id(
+    errorkit_events: list[dict[str, Any]], errorkit_logs: list[dict[str, Any]]
+) -> None:
+    done = asyncio.Event()
+
+    @captured("jobs", "notify")
+    async def notify() -> None:
+        try:
+            raise Boom("notification failed")
+        finally:
+            done.set()
+
+    async def fire_and_forget(request: Request) -> JSONResponse:
+        background.add(asyncio.create_task(notify()))
+        await done.wait()
+        return JSONResponse({"queued": True})
+
+    background: set[asyncio.Task[None]] = set()
+    app = Starlette(routes=[Route("/notify", fire_and_forget)])
+    app.add_middleware(ErrorkitMiddleware)
+    client = TestClient(app)
+    response = client.get("/notify", headers={"X-Request-ID": "req-bg"})
+    assert response.status_code == 200
+    (event,) = errorkit_events
+    assert event["contexts"]["errorkit"]["boundaries"] == ["http.GET /notify", "jobs.notify"]
+    assert event["contexts"]["errorkit"]["log_context"]["request_id"] == "req-bg"
+    (line,) = [line for line in errorkit_logs if line["event"] == "operation_failed"]
+    assert line["request_id"] == "req-bg"
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["fire-and-forget", "awaited"])
+def test_sentry_asyncio_integration_event_for_a_request_task_is_kept_once(awaited: bool) -> None:
+    # A task with no boundary of its own, under Sentry's AsyncioIntegration: the
+    # integration's event is its report (with the request id), never dropped, and a
+    # handler awaiting the task (the middleware then meets the same error) adds nothing.
+    import sentry_sdk
+    from sentry_sdk.integrations.asyncio import AsyncioIntegration, patch_asyncio
+
+    from errorkit._sentry import client_options
+    from errorkit.testing import capture_events
+
+    async def plain_task() -> None:
+        await asyncio.sleep(0)
+        raise Boom("task bug")
+
+    async def handler(request: Request) -> JSONResponse:
+        task = asyncio.create_task(plain_task())
+        await asyncio.wait([task])
+        if awaited:
+            await task
+        return JSONResponse({"ok": True})
+
+    async def main() -> httpx.Response:
+        patch_asyncio()  # this loop's tasks, as sentry_sdk.init inside a loop does
+        app = Starlette(routes=[Route("/job", handler)])
+        app.add_middleware(ErrorkitMiddleware)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get("/job", headers={"X-Request-ID": "req-aio"})
+
+    options = client_options({}, dsn="https://public@errorkit.invalid/1")
+    options["integrations"] = [*options["integrations"], AsyncioIntegration()]
+    sentry_sdk.init(**options)  # what a service does; capture_events reuses its options
+    with capture_events() as events:
+        response = asyncio.run(main())
+    assert response.status_code == (500 if awaited else 200)
+    (event,) = events
+    assert event["exception"]["values"][-1]["value"] == "task bug"
+    assert event["contexts"]["errorkit"]["log_context"]["request_id"] == "req-aio"
+    assert event["contexts"]["errorkit"]["boundaries"] == ["http.GET /job"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from errorkit import Boundary, Failure, captured
+from errorkit import Block, Failure, captured
 
 
 class Boom(Exception):
@@ -231,12 +231,17 @@ def test_failure_instance_is_cls_for_classmethods() -> None:
 def test_context_manager_records_error_and_event_id(
     errorkit_events: list[dict[str, Any]],
 ) -> None:
-    with pytest.raises(Boom), captured("jobs", "nightly") as boundary:
+    shared = captured("jobs", "nightly")
+    with pytest.raises(Boom), shared as block:
         raise Boom("x")
-    assert isinstance(boundary, Boundary)
-    assert isinstance(boundary.error, Boom)
-    assert boundary.event_id == errorkit_events[0]["event_id"]
+    assert isinstance(block, Block)
+    assert block.boundary is shared
+    assert isinstance(block.error, Boom)
+    assert block.event_id == errorkit_events[0]["event_id"]
     assert errorkit_events[0]["tags"]["operation"] == "nightly"
+    # Used sequentially, the boundary repeats its last block's outcome.
+    assert shared.error is block.error
+    assert shared.event_id == block.event_id
 
 
 def test_context_manager_reraise_false_suppresses() -> None:

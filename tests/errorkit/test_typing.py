@@ -16,7 +16,8 @@ USER_CODE = textwrap.dedent(
     from collections.abc import AsyncIterator, Iterator
 
     import errorkit
-    from errorkit import Boundary, Failure, captured, classify, register_classifier, scrub
+    from errorkit import Block, Boundary, Failure, captured, classify, propagate
+    from errorkit import register_classifier, scrub
     from errorkit.testing import capture_events, capture_logs
 
 
@@ -61,9 +62,13 @@ USER_CODE = textwrap.dedent(
         masked: object = scrub({"password": "x"})
         with captured("job", "run", reraise=False) as boundary:
             pass
-        b: Boundary = boundary
+        b: Block = boundary
         error: Exception | None = b.error
         event_id: str | None = b.event_id
+        shared: Boundary = b.boundary
+        last_error: Exception | None = shared.error
+        carried = propagate(add)
+        carried_total: int = carried(1, 2)
         with capture_events() as events, capture_logs() as logs:
             first: dict[str, object] = events[0] if events else {}
             line: dict[str, object] = logs[0] if logs else {}
