@@ -9,6 +9,7 @@ What does no I/O is shared in ``_database_base.py``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -43,6 +44,7 @@ class PooledConnection(psycopg.Connection[TupleRow]):
     """A pool connection that remembers when it was last handed back."""
 
     last_used: float = 0.0
+    expires_at: float = math.inf
     poller: Any = None
 
     @classmethod
@@ -110,6 +112,7 @@ class Database(DatabaseBase):
 
     def close(self) -> None:
         """Close the pool and every connection in it."""
+        self._unpark_all()
         self.pool.close()
 
     def __enter__(self) -> Database:
@@ -129,6 +132,7 @@ class Database(DatabaseBase):
     def _configure(self, conn: PooledConnection) -> None:
         """Every new pool connection: the server is reachable; the first checks the budget."""
         conn.last_used = time.monotonic()
+        conn.expires_at = conn.last_used + self.settings.max_lifetime
         self._connected()
         if not self._budget_checked:
             self._budget_checked = True
@@ -153,7 +157,7 @@ class Database(DatabaseBase):
         admission = breaker.admit(self._probe_timeout(budget))
         if admission is Admission.REJECT:
             # Unreachable, no probe due: an idle connection may still serve, else fail now.
-            if not self.pool.get_stats().get("pool_available"):
+            if not self.stats()["pool_available"]:
                 raise self._unreachable()
             return self._wait_for_connection(min(budget, IDLE_GRAB_S))
         try:
@@ -177,19 +181,23 @@ class Database(DatabaseBase):
         failures = self._breaker.failures
         while True:
             started = time.monotonic()
-            remaining = deadline - started
-            wait = remaining if queued else min(remaining, WAIT_SLICE_S)
-            try:
-                conn = self.pool.getconn(timeout=max(wait, 0.001))
-            except PoolClosed as exc:
-                raise self._not_open(exc) from exc
-            except PoolTimeout as exc:
-                if self._breaker.failures != failures and not self._breaker.closed:
-                    raise self._unreachable() from None
-                if time.monotonic() < deadline:
-                    continue
-                self._timed_out(first)
-                raise translate(exc) from exc
+            conn: PooledConnection | None = self._unpark()
+            if conn is None:
+                remaining = deadline - started
+                wait = remaining if queued else min(remaining, WAIT_SLICE_S)
+                try:
+                    conn = self.pool.getconn(timeout=max(wait, 0.001))
+                except PoolClosed as exc:
+                    raise self._not_open(exc) from exc
+                except PoolTimeout as exc:
+                    if self._breaker.failures != failures and not self._breaker.closed:
+                        raise self._unreachable() from None
+                    if time.monotonic() < deadline:
+                        continue
+                    self._timed_out(first)
+                    raise translate(exc) from exc
+                finally:
+                    self._pool_wait_done()
             waited = time.monotonic() - first
             try:
                 usable = self._usable(conn)
@@ -215,10 +223,19 @@ class Database(DatabaseBase):
                 if getattr(failure.__cause__ or failure, "sqlstate", None) == READ_ONLY_SQLSTATE:
                     # Read-only: every connection to that server is (a failover demoted it).
                     self.pool.drain()
+                    self._unpark_all()
             finally:
                 self.pool.putconn(conn)
             return
-        self.pool.putconn(conn)
+        # Kept for the next checkout when no caller waits on the pool (see _park).
+        back = self._park(conn)
+        if back is not None:
+            self.pool.putconn(back)
+
+    def _unpark_all(self) -> None:
+        """Hand every parked connection back to the pool (closing, draining)."""
+        for conn in self._parked_out():
+            self.pool.putconn(conn)
 
     def _begin_with_timeout(self, conn: PooledConnection) -> None:
         """PgBouncer mode: open the lease's transaction with the statement timeout.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 # </async>
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -45,6 +46,7 @@ class AsyncPooledConnection(psycopg.AsyncConnection[TupleRow]):
     """A pool connection that remembers when it was last handed back."""
 
     last_used: float = 0.0
+    expires_at: float = math.inf
     poller: Any = None
 
     @classmethod
@@ -114,6 +116,7 @@ class AsyncDatabase(DatabaseBase):
 
     async def close(self) -> None:
         """Close the pool and every connection in it."""
+        await self._unpark_all()
         await self.pool.close()
 
     async def __aenter__(self) -> AsyncDatabase:
@@ -133,6 +136,7 @@ class AsyncDatabase(DatabaseBase):
     async def _configure(self, conn: AsyncPooledConnection) -> None:
         """Every new pool connection: the server is reachable; the first checks the budget."""
         conn.last_used = time.monotonic()
+        conn.expires_at = conn.last_used + self.settings.max_lifetime
         self._connected()
         if not self._budget_checked:
             self._budget_checked = True
@@ -157,7 +161,7 @@ class AsyncDatabase(DatabaseBase):
         admission = breaker.admit(self._probe_timeout(budget))
         if admission is Admission.REJECT:
             # Unreachable, no probe due: an idle connection may still serve, else fail now.
-            if not self.pool.get_stats().get("pool_available"):
+            if not self.stats()["pool_available"]:
                 raise self._unreachable()
             return await self._wait_for_connection(min(budget, IDLE_GRAB_S))
         try:
@@ -185,27 +189,31 @@ class AsyncDatabase(DatabaseBase):
         # </async>
         while True:
             started = time.monotonic()
-            remaining = deadline - started
-            wait = remaining if queued else min(remaining, WAIT_SLICE_S)
-            try:
-                conn = await self.pool.getconn(timeout=max(wait, 0.001))
-            except PoolClosed as exc:
-                raise self._not_open(exc) from exc
-            except PoolTimeout as exc:
-                if self._breaker.failures != failures and not self._breaker.closed:
-                    raise self._unreachable() from None
-                if time.monotonic() < deadline:
-                    continue
-                self._timed_out(first)
-                raise translate(exc) from exc
-            # <async>
-            if task is not None and task.cancelling() > cancels:
-                # Python < 3.12's asyncio.wait_for (inside psycopg_pool's wait for a
-                # connection) can swallow a cancellation that lands just as the
-                # connection arrives; the caller then runs a query it cancelled.
-                await self.pool.putconn(conn)
-                raise asyncio.CancelledError
-            # </async>
+            conn: AsyncPooledConnection | None = self._unpark()
+            if conn is None:
+                remaining = deadline - started
+                wait = remaining if queued else min(remaining, WAIT_SLICE_S)
+                try:
+                    conn = await self.pool.getconn(timeout=max(wait, 0.001))
+                except PoolClosed as exc:
+                    raise self._not_open(exc) from exc
+                except PoolTimeout as exc:
+                    if self._breaker.failures != failures and not self._breaker.closed:
+                        raise self._unreachable() from None
+                    if time.monotonic() < deadline:
+                        continue
+                    self._timed_out(first)
+                    raise translate(exc) from exc
+                finally:
+                    self._pool_wait_done()
+                # <async>
+                if task is not None and task.cancelling() > cancels:
+                    # Python < 3.12's asyncio.wait_for (inside psycopg_pool's wait for a
+                    # connection) can swallow a cancellation that lands just as the
+                    # connection arrives; the caller then runs a query it cancelled.
+                    await self.pool.putconn(conn)
+                    raise asyncio.CancelledError
+                # </async>
             waited = time.monotonic() - first
             try:
                 usable = await self._usable(conn)
@@ -233,10 +241,19 @@ class AsyncDatabase(DatabaseBase):
                 if getattr(failure.__cause__ or failure, "sqlstate", None) == READ_ONLY_SQLSTATE:
                     # Read-only: every connection to that server is (a failover demoted it).
                     await self.pool.drain()
+                    await self._unpark_all()
             finally:
                 await self.pool.putconn(conn)
             return
-        await self.pool.putconn(conn)
+        # Kept for the next checkout when no caller waits on the pool (see _park).
+        back = self._park(conn)
+        if back is not None:
+            await self.pool.putconn(back)
+
+    async def _unpark_all(self) -> None:
+        """Hand every parked connection back to the pool (closing, draining)."""
+        for conn in self._parked_out():
+            await self.pool.putconn(conn)
 
     async def _begin_with_timeout(self, conn: AsyncPooledConnection) -> None:
         """PgBouncer mode: open the lease's transaction with the statement timeout.

@@ -300,3 +300,53 @@ def test_a_closed_database_says_so(pg_url: str) -> None:
     with pytest.raises(DataLayerError, match="closed") as info:
         db.ping()
     assert type(info.value) is DataLayerError
+
+
+# --- the parking stack (Database._park) ------------------------------------------------
+
+
+def test_a_returned_connection_is_reused_without_a_trip_through_the_pool(make_db: Any) -> None:
+    db = make_db(max_connections=2)
+    with db.connection() as first:
+        pass
+    requests = db.pool.get_stats().get("requests_num", 0)
+    for _ in range(5):
+        with db.connection() as again:
+            assert again is first
+    assert db.pool.get_stats().get("requests_num", 0) == requests  # the pool was not asked
+    stats = db.stats()
+    assert stats["in_use"] == 0 and stats["pool_available"] == stats["pool_size"]
+
+
+def test_a_caller_waiting_on_the_pool_gets_the_next_returned_connection(make_db: Any) -> None:
+    """Parking never starves a waiter: with one waiting, a return goes to the pool."""
+    db = make_db(max_connections=1, pool_timeout=5.0)
+    outcome: list[Any] = []
+    holding = db.connection()
+    held = holding.__enter__()
+    waiter = threading.Thread(target=lambda: outcome.append(db.ping()))
+    waiter.start()
+    for _ in range(200):  # until the waiter is inside the pool's getconn
+        if db._pool_waiters:
+            break
+        time.sleep(0.005)
+    assert db._pool_waiters == 1
+    holding.__exit__(None, None, None)
+    waiter.join(10)
+    assert len(outcome) == 1 and outcome[0] > 0  # served, not timed out
+    assert db._parked == [held] or db._parked == []
+
+
+def test_parked_connections_past_their_lifetime_or_at_close_go_back(make_db: Any) -> None:
+    db = make_db(max_connections=2)
+    with db.connection() as conn:
+        pass
+    assert db._parked == [conn]
+    with db.connection() as conn:
+        conn.expires_at = 0.0  # past max_lifetime: the pool decides (it replaces it)
+    assert db._parked == []
+    with db.connection():
+        pass
+    db.close()
+    assert db._parked == []
+    assert db.pool.closed
