@@ -97,6 +97,19 @@ class _RateLimitedWarning:
             suppressed, self._suppressed = self._suppressed, 0
         _log.warning(self.event, suppressed=suppressed, **fields)
 
+    def held_back(self) -> bool:
+        """Within the interval: count one line held back and say so, without building it.
+
+        Under contention every checkout meets a warning condition; this keeps the
+        cost of the held-back ones to a clock read and a lock.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._suppressed += 1
+                return True
+        return False
+
 
 def socket_readable(conn: PooledConnectionState) -> bool:
     """Has the server spoken on this idle connection? Never waits.
@@ -254,13 +267,16 @@ class DatabaseBase:
     def _lent_out(self, conn: Any, *, queued: bool, waited: float) -> None:
         """Book a connection as lent out; warn about waiting callers and high usage."""
         self._lent.add(conn)
-        if queued or waited > _WAIT_NOTICE_S:
+        if (queued and not self._warn_wait.held_back()) or (not queued and waited > _WAIT_NOTICE_S):
             stats = self.stats()
             # Waiting while the pool opened its first connections is not contention;
             # others still queued, or a pool at its maximum, is.
             if queued or stats["requests_waiting"] or stats["pool_size"] >= stats["pool_max"]:
                 self._warn_wait(waited_ms=round(waited * 1000, 3), **stats)
-        if len(self._lent) / self.settings.max_connections >= self.settings.pool_usage_warn:
+        if (
+            len(self._lent) / self.settings.max_connections >= self.settings.pool_usage_warn
+            and not self._warn_usage.held_back()
+        ):
             stats = self.stats()
             if stats["usage"] >= self.settings.pool_usage_warn:
                 self._warn_usage(**stats)
