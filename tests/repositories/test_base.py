@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from datalayer import ConflictError, Database, ValidationError
+from datalayer import ConflictError, Database, TransientError, ValidationError
 from datalayer.models import Client, StaffSchedule
 from datalayer.repositories import (
     BaseRepository,
@@ -182,6 +182,52 @@ def test_a_bad_value_type_is_the_callers_error(clients: ClientsRepository) -> No
     with pytest.raises(ValidationError) as info:
         clients.find_many({"company_id": "not a number"})
     assert info.value.sqlstate == "22P02"
+
+
+@pytest.mark.parametrize(
+    ("filters", "sqlstate"),
+    [
+        ({"visit_count": {"gt": "abc"}}, "22P02"),  # invalid text representation
+        ({"last_visit_date": {"eq": 5}}, "42846"),  # cannot cast smallint to date
+        ({"tags": 5}, "42846"),  # cannot cast smallint to text[]
+        ({"visit_count": {"gt": [1]}}, "42846"),  # cannot cast smallint[] to integer
+        ({"visit_count": {"like": "1%"}}, "42883"),  # no operator integer ~~ unknown
+        ({"preferences": {"ilike": "x"}}, "42883"),  # no operator jsonb ~~* jsonb
+    ],
+    ids=lambda v: str(v),
+)
+def test_a_filter_value_of_the_wrong_type_is_invalid(
+    clients: ClientsRepository, filters: dict[str, Any], sqlstate: str
+) -> None:
+    """The server refuses the value's type; that is the caller's input, not a bug."""
+    with pytest.raises(ValidationError) as info:
+        clients.find_many(filters)
+    assert info.value.sqlstate == sqlstate
+    assert info.value.kind == "invalid"
+    assert clients.count() == 4  # the connection is still good
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"visit_count": [1, 2]}, {"tags": 5}, {"last_visit_date": 5}],
+    ids=lambda v: next(iter(v)),
+)
+def test_a_written_value_of_the_wrong_type_is_invalid(
+    clients: ClientsRepository, values: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        clients.upsert({"yclients_id": 50, "company_id": 1, **values})
+    assert info.value.sqlstate == "42804"  # column is of type X but expression is of type Y
+    assert clients.count() == 4
+
+
+def test_a_write_refused_as_read_only_is_transient(clients: ClientsRepository) -> None:
+    """25006 means the server stopped being a primary (after a failover): an outage."""
+    with pytest.raises(TransientError) as info, clients.db.transaction() as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        clients.upsert(client(51))
+    assert info.value.sqlstate == "25006"
+    assert clients.count() == 4
 
 
 # -- ordering and paging -----------------------------------------------------------------
