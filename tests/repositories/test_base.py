@@ -334,6 +334,23 @@ def test_bulk_upsert_duplicate_keys_last_wins(clean_db: Database) -> None:
     assert stored is not None and stored.name == "last"
 
 
+def test_bulk_rows_travel_in_key_order_the_last_one_winning() -> None:
+    """Sorted by the conflict key (index order for the merge, one lock order for all)."""
+    rows = [client(3, name="3a"), client(1, company_id=2), client(1), client(3, name="3b")]
+    columns, records = _sql.bulk_rows(ClientsRepository.table, rows)
+    key = [columns.index("yclients_id"), columns.index("company_id")]
+    assert [(r[key[0]], r[key[1]]) for r in records] == [(1, 1), (1, 2), (3, 1)]
+    assert records[-1][columns.index("name")] == "3b"
+
+
+def test_bulk_keys_that_cannot_be_ordered_are_refused_by_the_table(clean_db: Database) -> None:
+    repo = ClientsRepository(clean_db)
+    rows = [{"yclients_id": 2, "company_id": 1}, {"yclients_id": "1", "company_id": 1}]
+    with pytest.raises(ValidationError):
+        repo.bulk_upsert(rows)  # not a TypeError from sorting int and str
+    assert repo.count() == 0
+
+
 def test_bulk_upsert_accepts_mappings_and_updates(clean_db: Database) -> None:
     repo = ClientsRepository(clean_db)
     repo.bulk_upsert([client(1, email="a@x.org")])
