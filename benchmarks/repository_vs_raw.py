@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import functools
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -132,8 +133,10 @@ def bulk_benchmarks(db: Database, clients: ClientsRepository, url: str, rounds: 
     The floor is a plain COPY straight into ``clients`` (fresh keys, no conflict
     handling: the least work any bulk write of these rows can do). Each round runs
     every side on its own fresh company ids, inserting 100k rows and then writing the
-    same keys again (updates), in a rotating order; ratios are taken within a round
-    and printed as median [min-max] over the rounds.
+    same keys again (updates), in a rotating order, and then inserting 100k rows in
+    random order ("shuffled": a sync that does not arrive in key order; raw sends them
+    as they come, the repository in key order); ratios are taken within a round and
+    printed as median [min-max] over the rounds.
     """
     table = ClientsRepository.table
     columns = table.writable
@@ -174,10 +177,13 @@ def bulk_benchmarks(db: Database, clients: ClientsRepository, url: str, rounds: 
             cur.execute(merge)
 
     def batch(company_id: int, label: str) -> list[Client]:
-        return [
+        made = [
             dataclasses.replace(client(i, company_id), name=f"{label} {i}")
             for i in range(BULK_ROWS)
         ]
+        if label == "shuffled":
+            random.Random(company_id).shuffle(made)
+        return made
 
     clock = CpuClock(url, db.settings.service_name)
     sides: list[tuple[str, Callable[[list[Client]], object]]] = [
@@ -191,10 +197,11 @@ def bulk_benchmarks(db: Database, clients: ClientsRepository, url: str, rounds: 
     for run in range(rounds):
         for side, fn in sides[run % 3 :] + sides[: run % 3]:
             company += 1
-            for kind in ("insert", "update"):  # the second pass finds every key present
-                if side == "floor" and kind == "update":
+            # The second pass finds every key present; the third writes fresh ones again.
+            for kind in ("insert", "update", "shuffled"):
+                if side == "floor" and kind != "insert":
                     continue  # a plain COPY cannot write over existing keys
-                rows = batch(company, kind)
+                rows = batch(company + 1000 if kind == "shuffled" else company, kind)
                 seconds, used = clock.measure(functools.partial(fn, rows))
                 wall.setdefault(f"{kind} {side}", []).append(seconds)
                 cpu.setdefault(f"{kind} {side}", []).append(used)
@@ -209,13 +216,13 @@ def bulk_benchmarks(db: Database, clients: ClientsRepository, url: str, rounds: 
     )
     floor_s = statistics.median(wall["insert floor"])
     print(f"{'plain COPY into the table':<28} floor {floor_s:8.2f} s (fresh keys only)")
-    for kind in ("insert", "update"):
+    for kind in ("insert", "update", "shuffled"):
         ours = statistics.median(wall[f"{kind} repository"])
         raw = statistics.median(wall[f"{kind} raw"])
         vs_raw = spread(ratios(wall, f"{kind} repository", f"{kind} raw"))
         vs_floor = spread(ratios(wall, f"{kind} repository", "insert floor"))
         print(
-            f"{f'bulk_upsert 100k ({kind}s)':<28} repository {ours:5.2f} s   "
+            f"{f'bulk_upsert 100k ({kind})':<28} repository {ours:5.2f} s   "
             f"raw COPY+merge {raw:5.2f} s   vs raw {vs_raw}   vs floor {vs_floor}"
         )
         if clock.available:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sized
 from datetime import date, datetime
 from typing import Any
 
+from datalayer._collector import collector_paused
 from datalayer.errors import ValidationError
 from datalayer.repositories._sql import like_escape
 
@@ -243,11 +244,13 @@ def validate_payloads(
     if isinstance(payloads, Mapping | str | bytes | model) or not isinstance(payloads, Iterable):
         raise ValidationError(f"{name} must be an iterable of {model.__name__} or mappings")
     check = _payload_check(model, keys, normalizers)
+    batch = list(payloads)  # the caller's iterator runs outside the pause (it may do I/O)
     rows: list[dict[str, Any]] = []
     append = rows.append
     try:
-        for payload in payloads:
-            append(check(payload))
+        with collector_paused():
+            for payload in batch:
+                append(check(payload))
     except _Refused as refused:
         raise ValidationError(f"{name}[{len(rows)}] {refused}") from None
     return rows
@@ -317,11 +320,13 @@ def _payload_check(
     names, defaults, factories, plain = spec.names, spec.defaults, spec.factories, spec.plain
     fields, values = spec.fields, spec.values
 
-    def check(payload: object) -> dict[str, Any]:
+    def check(payload: Any) -> dict[str, Any]:
         source: Mapping[str, Any]
-        if type(payload) is dict or (
-            not isinstance(payload, model) and isinstance(payload, Mapping)
-        ):
+        kind = type(payload)
+        if kind is not dict and (kind is model or isinstance(payload, model)):
+            row = dict(zip(fields, values(payload)))  # noqa: B905 (same length)
+            source = row
+        elif kind is dict or isinstance(payload, Mapping):
             if not payload.keys() <= names:
                 unknown = [k for k in payload if k not in names]
                 raise _Refused(f"has unknown fields for {model.__name__}: {_field_names(unknown)}")
@@ -331,9 +336,6 @@ def _payload_check(
                 row.update(payload)
             else:
                 row = dict(payload)
-        elif isinstance(payload, model):
-            row = dict(zip(fields, values(payload)))  # noqa: B905 (same length)
-            source = row
         else:
             raise _Refused(f"must be a {model.__name__} or a mapping")
         for field in needed:

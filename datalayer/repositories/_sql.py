@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.abc import AdaptContext
 from psycopg.types.json import Jsonb
 
+from datalayer._collector import collector_paused
 from datalayer.errors import ValidationError
 
 __all__ = [
@@ -461,7 +462,12 @@ def bulk_rows(
     The first row is checked in full; the rest only need the same type (a model)
     or the same keys (a mapping). A NULL key value is refused by the table itself.
     """
-    batch: list[Any] = list(rows)
+    batch = list(rows)  # the caller's iterator runs outside the pause (it may do I/O)
+    with collector_paused():
+        return _bulk_rows(table, batch)
+
+
+def _bulk_rows(table: Table, batch: list[Any]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     if not batch:
         return (), []
     first = batch[0]
