@@ -9,9 +9,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from psycopg.conninfo import make_conninfo
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-__all__ = ["Settings", "conninfo_from_env", "default_data_dir"]
+__all__ = [
+    "MULTI_HOST_TARGET",
+    "Settings",
+    "check_conninfo",
+    "conninfo_from_env",
+    "default_data_dir",
+]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -125,28 +132,105 @@ def _check(meta: Mapping[str, Any], value: Any) -> Any:
     return value.strip()
 
 
+#: What a connection string naming several hosts asks of the one it connects to,
+#: unless it says otherwise: a primary (a server that accepts writes).
+MULTI_HOST_TARGET = "read-write"
+
+
 def conninfo_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     """``DATABASE_URL``, else a conninfo from ``POSTGRES_HOST/PORT/DB/USER/PASSWORD``.
 
-    None when neither is set: the caller starts the embedded server.
+    None when neither is set: the caller starts the embedded server. Several hosts
+    (``host=a,b port=5432,5433``, ``postgresql://u@a:5432,b:5433/db``, or
+    ``POSTGRES_HOST=a,b`` with ``POSTGRES_PORT=5432,5433``) are tried in order, and
+    without a ``target_session_attrs`` of their own (nor ``PGTARGETSESSIONATTRS``)
+    only a server that accepts writes is taken (``read-write``): after a failover
+    the new connections find the promoted standby. A bad value raises
+    ``ValueError`` naming the variable, never repeating a password.
     """
     env = os.environ if environ is None else environ
     url = env.get("DATABASE_URL", "").strip()
     if url:
-        return url
+        return check_conninfo(url, "DATABASE_URL", env)
     if not any(env.get(name) for name in _CONNECTION_VARIABLES):
         return None
-    port = env.get("POSTGRES_PORT") or "5432"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"POSTGRES_PORT={port!r} is not a port number")
+    raw_hosts = env.get("POSTGRES_HOST") or "localhost"
+    hosts = [h.strip() for h in raw_hosts.split(",")]
+    if not all(hosts):
+        raise ValueError(f"POSTGRES_HOST={raw_hosts!r} has an empty host name")
+    raw_ports = env.get("POSTGRES_PORT") or "5432"
+    ports = [p.strip() for p in raw_ports.split(",")]
+    for port in ports:
+        if not _is_port(port):
+            raise ValueError(f"POSTGRES_PORT={raw_ports!r}: {port!r} is not a port number")
+    _check_counts(
+        len(hosts), len(ports), f"POSTGRES_PORT={raw_ports!r} for POSTGRES_HOST={raw_hosts!r}"
+    )
     params = {
-        "host": env.get("POSTGRES_HOST") or "localhost",
-        "port": port,
+        "host": ",".join(hosts),
+        "port": ",".join(ports),
         "dbname": env.get("POSTGRES_DB") or "postgres",
         "user": env.get("POSTGRES_USER") or "postgres",
         "password": env.get("POSTGRES_PASSWORD") or None,
     }
+    if len(hosts) > 1 and not env.get("PGTARGETSESSIONATTRS"):
+        params["target_session_attrs"] = MULTI_HOST_TARGET
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+def check_conninfo(
+    conninfo: str, variable: str = "conninfo", environ: Mapping[str, str] | None = None
+) -> str:
+    """``conninfo`` (a libpq key/value string or a ``postgresql://`` URL), checked.
+
+    With several hosts, their ports must be one for all or one each, and
+    ``target_session_attrs=read-write`` is added when neither the string nor
+    ``PGTARGETSESSIONATTRS`` sets it. One host: returned unchanged. A string libpq
+    cannot parse raises ``ValueError`` naming ``variable`` without quoting it (its
+    text may hold a password).
+    """
+    env = os.environ if environ is None else environ
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        raise ValueError(
+            f"{variable} is not a valid libpq connection string or postgresql:// URL "
+            "(not repeated here: it may hold a password)"
+        ) from None
+    hosts = _split(params.get("host"))
+    addresses = _split(params.get("hostaddr"))
+    ports = _split(params.get("port"))
+    if hosts and addresses and len(hosts) != len(addresses):
+        raise ValueError(
+            f"{variable} names {len(hosts)} hosts but {len(addresses)} hostaddr values"
+        )
+    count = max(len(hosts), len(addresses))
+    for port in ports:
+        if port and not _is_port(port):
+            raise ValueError(f"{variable}: port {port!r} is not a port number")
+    if count <= 1:
+        return conninfo
+    _check_counts(count, len(ports), variable)
+    if params.get("target_session_attrs") or env.get("PGTARGETSESSIONATTRS"):
+        return conninfo
+    return make_conninfo(conninfo, target_session_attrs=MULTI_HOST_TARGET)
+
+
+def _split(value: object) -> list[str]:
+    return [part.strip() for part in str(value).split(",")] if value else []
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
+
+
+def _check_counts(hosts: int, ports: int, where: str) -> None:
+    # libpq pairs hosts and ports by position; one port serves every host.
+    if ports not in (0, 1, hosts):
+        raise ValueError(
+            f"{where}: {ports} ports for {hosts} hosts; "
+            "give one port for all of them, or one port per host"
+        )
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:

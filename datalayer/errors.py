@@ -85,8 +85,19 @@ _BY_SQLSTATE: dict[str, type[DataLayerError]] = {
     "40P01": TransientError,  # deadlock_detected
     "57P01": TransientError,  # admin_shutdown (pg_terminate_backend, restart)
     "57P02": TransientError,  # crash_shutdown
-    "57P03": TransientError,  # cannot_connect_now
-    "25006": ValidationError,  # read_only_sql_transaction is the caller's choice
+    "57P03": TransientError,  # cannot_connect_now (starting up, in recovery)
+    # read_only_sql_transaction: the data layer never opens a read-only transaction
+    # itself, so a write refused as read-only met a server that is no longer the
+    # primary (a demoted primary after a failover, a standby behind a stale address,
+    # a managed server made read-only when its disk filled): an outage, not input.
+    "25006": TransientError,
+    # A value of a type the column or operator does not take, found by the server:
+    # the parameter cast (`%s::date` with an int), the column of an INSERT, or an
+    # operator for the pair (`integer LIKE text`). The SQL is the data layer's own,
+    # built from the table's column list, so the caller's value is what was wrong.
+    "42804": ValidationError,  # datatype_mismatch
+    "42846": ValidationError,  # cannot_coerce
+    "42883": ValidationError,  # undefined_function (no operator for these types)
 }
 
 # SQLSTATE classes: 08 connection exception, 53 insufficient resources,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_attempts, conninfo_to_dict, make_conninfo
 
 from datalayer import Database, Settings, migrate
 from datalayer._config import conninfo_from_env, default_data_dir
@@ -117,6 +118,120 @@ def test_conninfo_from_env() -> None:
     assert "host=db.local" in built and "dbname=salon" in built and "port=5432" in built
     with pytest.raises(ValueError, match="POSTGRES_PORT"):
         conninfo_from_env({"POSTGRES_HOST": "h", "POSTGRES_PORT": "http"})
+
+
+MULTI_HOST = {"target_session_attrs": "read-write"}
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts", "ports"),
+    [
+        ("postgresql://u:s3cret@10.0.0.1:5432,10.0.0.2:5433/db", "10.0.0.1,10.0.0.2", "5432,5433"),
+        (
+            "postgresql://u@10.0.0.1,10.0.0.2/db",
+            "10.0.0.1,10.0.0.2",
+            ",",
+        ),  # each host on the default port
+        (
+            "host=10.0.0.1,10.0.0.2 port=5432,5433 dbname=db user=u password=s3cret",
+            "10.0.0.1,10.0.0.2",
+            "5432,5433",
+        ),
+        (
+            "host=10.0.0.1,10.0.0.2,10.0.0.3 port=6432 dbname=db",
+            "10.0.0.1,10.0.0.2,10.0.0.3",
+            "6432",
+        ),  # one port for all
+    ],
+)
+def test_several_hosts_in_database_url_ask_for_the_primary(
+    url: str, hosts: str, ports: str
+) -> None:
+    built = conninfo_from_env({"DATABASE_URL": url})
+    assert built is not None
+    params = conninfo_to_dict(built)
+    assert (params["host"], params["port"]) == (hosts, ports)
+    assert params["target_session_attrs"] == "read-write"
+    # psycopg makes one connection attempt per host, in the order given.
+    attempts = conninfo_attempts(params)
+    assert [a["host"] for a in attempts] == hosts.split(",")
+
+
+def test_a_target_session_attrs_of_its_own_is_kept() -> None:
+    url = "postgresql://u@h1:5432,h2:5433/db?target_session_attrs=any"
+    assert conninfo_from_env({"DATABASE_URL": url}) == url
+    kv = "host=h1,h2 target_session_attrs=prefer-standby"
+    assert conninfo_from_env({"DATABASE_URL": kv}) == kv
+    # libpq's own variable counts as set too.
+    env = {"DATABASE_URL": "host=h1,h2", "PGTARGETSESSIONATTRS": "any"}
+    assert conninfo_from_env(env) == "host=h1,h2"
+    env = {"POSTGRES_HOST": "h1,h2", "PGTARGETSESSIONATTRS": "any"}
+    assert "target_session_attrs" not in conninfo_to_dict(conninfo_from_env(env) or "")
+
+
+def test_one_host_is_left_as_it_is() -> None:
+    for url in ("postgresql://u@h/db", "host=h port=5432 dbname=db"):
+        assert conninfo_from_env({"DATABASE_URL": url}) == url
+    built = conninfo_from_env({"POSTGRES_HOST": "h"}) or ""
+    assert "target_session_attrs" not in conninfo_to_dict(built)
+
+
+def test_several_postgres_hosts_and_ports() -> None:
+    built = conninfo_from_env(
+        {"POSTGRES_HOST": "a, b", "POSTGRES_PORT": "5432,5433", "POSTGRES_PASSWORD": "s3cret"}
+    )
+    params = conninfo_to_dict(built or "")
+    assert (params["host"], params["port"]) == ("a,b", "5432,5433")
+    assert params["target_session_attrs"] == "read-write"
+    assert params["password"] == "s3cret"
+    one_port = conninfo_to_dict(conninfo_from_env({"POSTGRES_HOST": "10.0.0.1,10.0.0.2"}) or "")
+    assert (one_port["host"], one_port["port"]) == ("10.0.0.1,10.0.0.2", "5432")
+    assert len(conninfo_attempts(one_port)) == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"POSTGRES_HOST": "a,b", "POSTGRES_PORT": "1,2,3"}, "POSTGRES_PORT"),
+        ({"POSTGRES_HOST": "a,b,c", "POSTGRES_PORT": "5432,5433"}, "POSTGRES_PORT"),
+        ({"POSTGRES_HOST": "a,b", "POSTGRES_PORT": "5432,x"}, "POSTGRES_PORT"),
+        ({"POSTGRES_HOST": "a,,b"}, "POSTGRES_HOST"),
+        ({"DATABASE_URL": "postgresql://u:s3cret@a:1,b:2/db?port=1,2,3"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "host=a,b,c port=1,2 password=s3cret"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "host=a,b hostaddr=1.2.3.4 password=s3cret"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u:s3cret@a:1,b:http/db"}, "DATABASE_URL"),
+        # Not parseable: libpq's own message would quote the text, password included.
+        ({"DATABASE_URL": "postgresql://u:s3 cret@a/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "host=a password=s3cret port"}, "DATABASE_URL"),
+    ],
+)
+def test_bad_hosts_and_ports_name_the_variable_not_the_password(
+    env: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ValueError, match=variable) as info:
+        conninfo_from_env({**env, "POSTGRES_PASSWORD": "s3cret"})
+    assert "s3cret" not in str(info.value) and "s3 cret" not in str(info.value)
+    # No chained libpq error carries the text along (a traceback would show it).
+    error = info.value
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+
+
+def test_database_on_several_hosts_connects_to_the_one_that_answers(pg_url: str) -> None:
+    """The first host refuses the connection; the pool finds the second by itself."""
+    params = conninfo_to_dict(pg_url)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]  # bound, not listening: connection refused
+        host = params.get("host") or "127.0.0.1"
+        port = params.get("port") or "5432"
+        params.update(host=f"127.0.0.1,{host}", port=f"{closed},{port}")
+        url = make_conninfo(**params)
+        with Database.from_env({"DATABASE_URL": url, "SERVICE_NAME": "multi-host"}) as db:
+            assert conninfo_to_dict(db.pool.conninfo)["target_session_attrs"] == "read-write"
+            with db.connection() as conn:
+                row = conn.execute("SELECT current_setting('application_name')").fetchone()
+                assert row == ("multi-host",)
+                assert conn.info.port == int(port)
 
 
 def test_database_from_env_reads_database_url(pg_url: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -121,6 +122,20 @@ def test_normalize_phone_returns_digits_or_refuses(text: str) -> None:
         return
     assert result.isascii() and result.isdigit()
     assert 10 <= len(result) <= 15
+
+
+def _outcome(text: str) -> str:
+    try:
+        return normalize_phone(text)
+    except ValidationError as exc:
+        return f"refused: {exc}"
+
+
+@given(st.from_regex(r"\+?[0-9٣²]{0,18}", fullmatch=True))
+def test_phones_already_in_digits_take_the_short_way_to_the_same_answer(text: str) -> None:
+    """A string of digits (and a leading "+") skips the separator handling; a trailing
+    space sends the same number the long way. Both must agree, refusals included."""
+    assert _outcome(text) == _outcome(text + " ")
 
 
 # --- ids ------------------------------------------------------------------
@@ -321,6 +336,54 @@ def test_payload_normalizer_errors_surface() -> None:
             keys=KEYS,
             normalizers=NORMALIZERS,
         )
+
+
+def test_payload_defaults_are_fresh_for_every_row() -> None:
+    rows = validate_payloads(
+        [{"company_id": 1, "title": "a"}, {"company_id": 2, "title": "b"}],
+        Titled,
+        keys=("company_id",),
+    )
+    assert rows[0]["tags"] == [] and rows[0]["tags"] is not rows[1]["tags"]
+
+
+def test_payload_normalizers_run_on_given_values_only() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Padded:
+        company_id: int
+        code: str = " default "
+
+    strip = {"code": lambda value: value.strip()}
+    given_row = validate_payload(
+        {"company_id": 1, "code": " x "}, Padded, keys=("company_id",), normalizers=strip
+    )
+    left_out = validate_payload({"company_id": 1}, Padded, keys=("company_id",), normalizers=strip)
+    assert (given_row["code"], left_out["code"]) == ("x", " default ")
+
+
+def test_payload_of_a_model_with_post_init_goes_through_the_model() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        company_id: int
+        size: int = 1
+
+        def __post_init__(self) -> None:
+            if self.size < 0:
+                raise ValidationError("size must not be negative")
+
+    assert validate_payload({"company_id": 1}, Checked, keys=("company_id",)) == {
+        "company_id": 1,
+        "size": 1,
+    }
+    with pytest.raises(ValidationError, match="negative"):
+        validate_payloads([{"company_id": 1, "size": -1}], Checked, keys=("company_id",))
+
+
+def test_payload_any_mapping_type() -> None:
+    row = validate_payload(MappingProxyType({"yclients_id": 1, "company_id": 2}), Row, keys=KEYS)
+    assert row == {"yclients_id": 1, "company_id": 2, "name": None, "phone": None}
+    with pytest.raises(ValidationError, match=r"payloads\[0\] has unknown fields"):
+        validate_payloads([MappingProxyType({"yclients_id": 1, "bad": 2})], Row, keys=KEYS)
 
 
 def test_payloads_accept_any_iterable() -> None:

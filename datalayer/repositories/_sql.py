@@ -10,6 +10,7 @@ operators), never by its values.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -23,6 +24,7 @@ from psycopg import sql
 from psycopg.abc import AdaptContext
 from psycopg.types.json import Jsonb
 
+from datalayer._collector import collector_paused
 from datalayer.errors import ValidationError
 from datalayer.validation import escape_like as like_escape
 
@@ -449,50 +451,96 @@ def build_bulk_upsert(table: Table, columns: tuple[str, ...]) -> BulkStatements:
 def bulk_rows(
     table: Table, rows: Iterable[object]
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """The columns and value tuples of a batch, duplicate keys dropped (the last one wins).
+    """The columns and value tuples of a batch, duplicate keys dropped (the last one wins),
+    in key order.
 
     Every row must carry the same columns: a bulk write never fills gaps with NULL.
     The first row is checked in full; the rest only need the same type (a model)
     or the same keys (a mapping). A NULL key value is refused by the table itself.
     """
-    iterator = iter(rows)
-    first = next(iterator, None)
-    if first is None:
+    batch = list(rows)  # the caller's iterator runs outside the pause (it may do I/O)
+    with collector_paused():
+        return _bulk_rows(table, batch)
+
+
+def _bulk_rows(table: Table, batch: list[Any]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    if not batch:
         return (), []
+    first = batch[0]
     columns = tuple(c for c in table.writable if c in row_values(table, first))
-    key_of = operator.itemgetter(*(columns.index(c) for c in table.key))
-    by_key: dict[Any, tuple[Any, ...]] = {}
-    record: tuple[Any, ...]
-    row: Any
+    pick = _picker(first, columns)
+    # The usual batch (plain dicts with the first one's keys, or one model type) is
+    # checked and taken apart by C loops (map, set, dict), not a Python statement a row:
+    # at 100k rows the per-row loop cost as much as validating the payloads.
     if isinstance(first, Mapping):
-        expected_keys = first.keys()
-        by_item = operator.itemgetter(*columns)
-        for index, row in enumerate(itertools.chain((first,), iterator)):
-            if not isinstance(row, Mapping) or row.keys() != expected_keys:
-                record = _other_shape(table, row, columns, index)
-            else:
-                record = by_item(row) if len(columns) > 1 else (row[columns[0]],)
-            by_key[key_of(record)] = record
+        expected = first.keys()
+        usual = set(map(type, batch)) == {dict} and all(map(expected.__eq__, map(dict.keys, batch)))
     else:
-        first_type = type(first)
-        by_attribute = operator.attrgetter(*columns)
-        for index, row in enumerate(itertools.chain((first,), iterator)):
-            if type(row) is not first_type:
-                record = _other_shape(table, row, columns, index)
-            else:
-                record = by_attribute(row) if len(columns) > 1 else (getattr(row, columns[0]),)
-            by_key[key_of(record)] = record
-    records = list(by_key.values())
+        usual = set(map(type, batch)) == {type(first)}
+    if usual:
+        records = list(map(pick, batch))
+    else:
+        records = [
+            pick(row) if _same_shape(row, first) else _other_shape(table, row, columns, index)
+            for index, row in enumerate(batch)
+        ]
+    key_of = operator.itemgetter(*(columns.index(c) for c in table.key))
+    # In key order, the merge walks the conflict index in order: an unsorted 100k batch
+    # took 1.5x the CPU of the same batch sorted, where ORDER BY in the merge spilled its
+    # sort to disk. Batches sharing keys also lock their rows in one order, not into a
+    # deadlock. A batch already in strictly increasing key order (the usual sync) has
+    # no duplicate either, and is kept as it is without a dict of 100k keys to collect.
+    following = map(key_of, itertools.islice(records, 1, None))
+    if not _strictly_increasing(map(key_of, records), following):
+        # A later row replaces an earlier one with the same key.
+        by_key = dict(zip(map(key_of, records), records, strict=True))
+        records = list(by_key.values())
+        # Keys of mixed types cannot be ordered; the table refuses them anyway.
+        with contextlib.suppress(TypeError):
+            records.sort(key=key_of)
     for position, column in enumerate(columns):
         if table.columns[column].endswith("[]"):
-            # COPY's array dumper would spell the string "abc" as {a,b,c}.
-            for record in records:
-                value = record[position]
-                if value is not None and not isinstance(value, list | tuple):
-                    raise ValidationError(
-                        f"{table.name}.{column} needs a list, got {type(value).__name__}"
-                    )
+            _check_arrays(table, column, map(operator.itemgetter(position), records))
     return columns, records
+
+
+def _strictly_increasing(keys: Iterable[Any], following: Iterable[Any]) -> bool:
+    try:
+        return all(map(operator.lt, keys, following))
+    except TypeError:  # keys of mixed types
+        return False
+
+
+_ARRAY_TYPES = frozenset({list, tuple, type(None)})
+
+
+def _check_arrays(table: Table, column: str, values: Iterable[Any]) -> None:
+    # COPY's array dumper would spell the string "abc" as {a,b,c}.
+    values = list(values)
+    if set(map(type, values)) <= _ARRAY_TYPES:
+        return
+    for value in values:
+        if value is not None and not isinstance(value, list | tuple):
+            raise ValidationError(f"{table.name}.{column} needs a list, got {type(value).__name__}")
+
+
+def _picker(first: object, columns: tuple[str, ...]) -> Any:
+    """The record (column values in order, a tuple) of a row shaped like ``first``."""
+    if isinstance(first, Mapping):
+        if len(columns) > 1:
+            return operator.itemgetter(*columns)
+        column = columns[0]
+        return lambda row: (row[column],)
+    if len(columns) > 1:
+        return operator.attrgetter(*columns)
+    getter = operator.attrgetter(columns[0])
+    return lambda row: (getter(row),)
+
+
+def _same_shape(row: object, first: object) -> bool:
+    if isinstance(first, Mapping):
+        return isinstance(row, Mapping) and row.keys() == first.keys()
+    return type(row) is type(first)
 
 
 def _other_shape(

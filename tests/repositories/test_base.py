@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from datalayer import ConflictError, Database, ValidationError
+from datalayer import ConflictError, Database, TransientError, ValidationError
 from datalayer.models import Client, StaffSchedule
 from datalayer.repositories import (
     BaseRepository,
@@ -190,6 +190,52 @@ def test_a_bad_value_type_is_the_callers_error(clients: ClientsRepository) -> No
     assert info.value.sqlstate == "22P02"
 
 
+@pytest.mark.parametrize(
+    ("filters", "sqlstate"),
+    [
+        ({"visit_count": {"gt": "abc"}}, "22P02"),  # invalid text representation
+        ({"last_visit_date": {"eq": 5}}, "42846"),  # cannot cast smallint to date
+        ({"tags": 5}, "42846"),  # cannot cast smallint to text[]
+        ({"visit_count": {"gt": [1]}}, "42846"),  # cannot cast smallint[] to integer
+        ({"visit_count": {"like": "1%"}}, "42883"),  # no operator integer ~~ unknown
+        ({"preferences": {"ilike": "x"}}, "42883"),  # no operator jsonb ~~* jsonb
+    ],
+    ids=lambda v: str(v),
+)
+def test_a_filter_value_of_the_wrong_type_is_invalid(
+    clients: ClientsRepository, filters: dict[str, Any], sqlstate: str
+) -> None:
+    """The server refuses the value's type; that is the caller's input, not a bug."""
+    with pytest.raises(ValidationError) as info:
+        clients.find_many(filters)
+    assert info.value.sqlstate == sqlstate
+    assert info.value.kind == "invalid"
+    assert clients.count() == 4  # the connection is still good
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"visit_count": [1, 2]}, {"tags": 5}, {"last_visit_date": 5}],
+    ids=lambda v: next(iter(v)),
+)
+def test_a_written_value_of_the_wrong_type_is_invalid(
+    clients: ClientsRepository, values: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        clients.upsert({"yclients_id": 50, "company_id": 1, **values})
+    assert info.value.sqlstate == "42804"  # column is of type X but expression is of type Y
+    assert clients.count() == 4
+
+
+def test_a_write_refused_as_read_only_is_transient(clients: ClientsRepository) -> None:
+    """25006 means the server stopped being a primary (after a failover): an outage."""
+    with pytest.raises(TransientError) as info, clients.db.transaction() as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        clients.upsert(client(51))
+    assert info.value.sqlstate == "25006"
+    assert clients.count() == 4
+
+
 # -- ordering and paging -----------------------------------------------------------------
 
 
@@ -293,6 +339,23 @@ def test_bulk_upsert_duplicate_keys_last_wins(clean_db: Database) -> None:
     assert repo.bulk_upsert(rows) == 2
     stored = repo.find_one({"yclients_id": 1})
     assert stored is not None and stored.name == "last"
+
+
+def test_bulk_rows_travel_in_key_order_the_last_one_winning() -> None:
+    """Sorted by the conflict key (index order for the merge, one lock order for all)."""
+    rows = [client(3, name="3a"), client(1, company_id=2), client(1), client(3, name="3b")]
+    columns, records = _sql.bulk_rows(ClientsRepository.table, rows)
+    key = [columns.index("yclients_id"), columns.index("company_id")]
+    assert [(r[key[0]], r[key[1]]) for r in records] == [(1, 1), (1, 2), (3, 1)]
+    assert records[-1][columns.index("name")] == "3b"
+
+
+def test_bulk_keys_that_cannot_be_ordered_are_refused_by_the_table(clean_db: Database) -> None:
+    repo = ClientsRepository(clean_db)
+    rows = [{"yclients_id": 2, "company_id": 1}, {"yclients_id": "1", "company_id": 1}]
+    with pytest.raises(ValidationError):
+        repo.bulk_upsert(rows)  # not a TypeError from sorting int and str
+    assert repo.count() == 0
 
 
 def test_bulk_upsert_accepts_mappings_and_updates(clean_db: Database) -> None:
