@@ -78,7 +78,7 @@ class Database(DatabaseBase):
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
         super().__init__(conninfo, settings)
         self.pool: ConnectionPool[PooledConnection] = ConnectionPool(
-            conninfo,
+            self._conninfo,
             connection_class=PooledConnection,
             configure=self._configure,
             **self._pool_options(),

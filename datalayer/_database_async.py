@@ -80,7 +80,7 @@ class AsyncDatabase(DatabaseBase):
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
         super().__init__(conninfo, settings)
         self.pool: AsyncConnectionPool[AsyncPooledConnection] = AsyncConnectionPool(
-            conninfo,
+            self._conninfo,
             connection_class=AsyncPooledConnection,
             configure=self._configure,
             **self._pool_options(),

@@ -25,7 +25,7 @@ from psycopg.pq.abc import PGconn
 
 from datalayer._breaker import Breaker
 from datalayer._budget import Budget
-from datalayer._config import Settings
+from datalayer._config import Settings, check_conninfo
 from datalayer.errors import DataLayerError, NotFoundError, TransientError, ValidationError
 from errorkit import get_logger
 
@@ -152,7 +152,8 @@ class DatabaseBase:
 
     def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self._conninfo = conninfo
+        # Several hosts get target_session_attrs=read-write, as from the environment.
+        self._conninfo = check_conninfo(conninfo)
         self._breaker = Breaker()
         self._budget_checked = False
         # Connections lent out right now; set.add/discard need no lock.

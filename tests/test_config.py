@@ -287,3 +287,26 @@ def test_database_from_env_reads_postgres_variables(pg_url: str) -> None:
     with Database.from_env(env) as db, db.connection() as conn:
         assert db.pool.max_size == 2
         assert conn.execute("SELECT current_database()").fetchone() == (params["dbname"],)
+
+
+def test_a_multi_host_conninfo_given_directly_targets_the_primary(pg_url: str) -> None:
+    """Database(conninfo) applies the same read-write default as from_env()."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from datalayer import AsyncDatabase, Database
+
+    params = conninfo_to_dict(pg_url)
+    host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
+    both = make_conninfo(pg_url, host=f"{host},{host}", port=f"{port},{port}")
+    for cls in (Database, AsyncDatabase):
+        db = cls(both, Settings())
+        try:
+            assert conninfo_to_dict(db.pool.conninfo)["target_session_attrs"] == "read-write"
+        finally:
+            if isinstance(db, Database):
+                db.close()
+    single = Database(pg_url, Settings())
+    try:
+        assert "target_session_attrs" not in conninfo_to_dict(single.pool.conninfo)
+    finally:
+        single.close()
