@@ -92,6 +92,39 @@ def test_the_check_catches_a_stale_file(tmp_path: Path) -> None:
     assert "stale: datalayer/_database.py" in done.stderr
 
 
+def test_every_io_module_with_an_async_source_is_generated() -> None:
+    """The sync twin of every ``*_async.py`` module is generated, not written by hand."""
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("datalayer/**/*_async.py"))
+    assert sources, "no async source found"
+    for source in sources:
+        target = ROOT / source.replace("_async.py", ".py")
+        text = target.read_text(encoding="utf-8")
+        assert text.startswith(f"# WARNING: generated from {Path(source).name}"), target
+
+
+def test_the_liveness_poll_works_without_select_poll(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no ``select.poll``: the checkout's poll falls back to ``select.select``."""
+    import select
+
+    from datalayer import _database_base
+
+    monkeypatch.delattr(select, "poll")
+    with Database(pg_url, Settings(max_connections=1)) as db:
+        with db.connection() as conn:
+            conn.execute("SELECT 1")
+            assert _database_base.socket_readable(conn) is False  # type: ignore[arg-type]
+            pid = conn.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+        with capture_logs() as logs, db.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid != pid  # the dead one was told and replaced
+    assert any(line["event"] == "pool_connection_replaced" for line in logs)
+
+
 def test_both_facades_expose_the_same_methods_with_the_same_signatures() -> None:
     sync_methods = _public_methods(DataLayer)
     async_methods = _public_methods(AsyncDataLayer)
