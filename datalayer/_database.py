@@ -178,13 +178,19 @@ class Database(DatabaseBase):
         first = time.monotonic()
         deadline = first + budget
         queued = self._queued()
+        in_slices: bool | None = None
         failures = self._breaker.failures
         while True:
             started = time.monotonic()
             conn: PooledConnection | None = self._unpark()
             if conn is None:
                 remaining = deadline - started
-                wait = remaining if queued else min(remaining, WAIT_SLICE_S)
+                if in_slices is None:
+                    # Only a pool that can still grow may be making a connection for
+                    # this caller; one at its maximum serves waiters in order, and a
+                    # caller that gave up a slice would lose its place in the queue.
+                    in_slices = not queued and self._pool_can_grow()
+                wait = min(remaining, WAIT_SLICE_S) if in_slices else remaining
                 try:
                     conn = self.pool.getconn(timeout=max(wait, 0.001))
                 except PoolClosed as exc:

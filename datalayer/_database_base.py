@@ -282,6 +282,11 @@ class DatabaseBase:
             if stats["usage"] >= self.settings.pool_usage_warn:
                 self._warn_usage(**stats)
 
+    def _pool_can_grow(self) -> bool:
+        """Has the pool fewer connections than its maximum (so it may open one now)?"""
+        stats = self.pool.get_stats()
+        return bool(stats.get("pool_size", 0) < stats.get("pool_max", 1))
+
     def _queued(self) -> bool:
         # Every connection lent out: this caller queues for one to come back.
         return len(self._lent) >= self.settings.max_connections
