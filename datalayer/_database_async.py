@@ -67,9 +67,10 @@ class AsyncDatabase(DatabaseBase):
 
     Single statements run on autocommit connections; ``transaction()`` pins one
     connection to the current task, and every repository call inside uses it.
-    Open it inside the running event loop: ``async with AsyncDatabase.from_env()
-    as db:``, or ``await db.open()`` and later ``await db.close()``. Neither the
-    constructor nor ``open()`` waits on the network.
+    Open it with ``async with AsyncDatabase.from_env() as db:``, or
+    ``await db.open()`` and later ``await db.close()`` (an async pool is opened
+    inside the running event loop; the sync ``Database`` opens in its
+    constructor). Neither the constructor nor ``open()`` waits on the network.
 
     While the server is unreachable (the pool's last connection attempt failed),
     calls fail at once as ``TransientError``; one caller at a time, every second
