@@ -25,6 +25,7 @@ from errorkit._report import (
     _mark,
     active,
     boundary_chain,
+    enclosing_boundaries,
     line_fields,
     report_failure,
     report_rejection,
@@ -530,35 +531,6 @@ WRAPPER_CODES.update(
 # --- carrying the boundary context into threads ---------------------------------------------
 
 
-def _enclosing(frame: FrameType | None) -> list[Boundary]:
-    """The boundaries around ``frame``, innermost first: the stack's, then the context's."""
-    pending: list[tuple[Boundary, FrameType | None]] = []
-    node = active.get()
-    while node is not None and len(pending) < 32:
-        pending.append((node[0], node[2]))
-        node = node[1]
-    at_frame: dict[int, list[Boundary]] = {}
-    for entered, block_frame in pending:
-        if block_frame is not None:
-            at_frame.setdefault(id(block_frame), []).append(entered)
-    found: list[Boundary] = []
-    placed: set[int] = set()
-    depth = 0
-    while frame is not None and depth < 1000:
-        if frame.f_code in WRAPPER_CODES:
-            wrapper_self = frame.f_locals.get("self")
-            if isinstance(wrapper_self, Boundary):
-                found.append(wrapper_self)
-        here = at_frame.get(id(frame))
-        if here:
-            found.extend(here)
-            placed.update(id(b) for b in here)
-        frame = frame.f_back
-        depth += 1
-    found.extend(b for b, _ in pending if id(b) not in placed)
-    return found
-
-
 def boundary_on_stack() -> bool:
     """True when a boundary on the running stack will meet an exception raised here.
 
@@ -616,7 +588,7 @@ def propagate(fn: Callable[P, R]) -> Callable[P, R]:
     """
     context = contextvars.copy_context()
     # Decorated sync boundaries live on the stack, not in the context: record them.
-    enclosing = _enclosing(sys._getframe(1))
+    enclosing = enclosing_boundaries(sys._getframe(1))
     if enclosing:
 
         def record() -> None:

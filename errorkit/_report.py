@@ -96,12 +96,12 @@ def _label(boundary: Boundary) -> str:
     return f"{boundary.component}.{boundary.operation}"
 
 
-def boundary_chain() -> list[str]:
-    """The boundaries enclosing the failing code, outermost first.
+def enclosing_boundaries(frame: FrameType | None) -> list[Boundary]:
+    """The boundaries around ``frame``, innermost first.
 
     Walks the stack for decorator wrapper frames, placing context-manager
     boundaries at the frame that runs their block; those entered outside this
-    stack (a parent task, the middleware) are the outermost.
+    stack (a parent task, the middleware) come last.
     """
     pending: list[tuple[Boundary, FrameType | None]] = []
     node = active.get()
@@ -112,23 +112,27 @@ def boundary_chain() -> list[str]:
     for entered, block_frame in pending:
         if block_frame is not None:
             at_frame.setdefault(id(block_frame), []).append(entered)
-    names: list[str] = []
+    found: list[Boundary] = []
     placed: set[int] = set()
-    frame: FrameType | None = sys._getframe(1)
     depth = 0
     while frame is not None and depth < 1000:
         if frame.f_code in WRAPPER_CODES:
             wrapper_self = frame.f_locals.get("self")
             if wrapper_self is not None:
-                names.append(_label(wrapper_self))
+                found.append(wrapper_self)
         here = at_frame.get(id(frame))
         if here:
-            names.extend(_label(b) for b in here)
+            found.extend(here)
             placed.update(id(b) for b in here)
         frame = frame.f_back
         depth += 1
-    names.extend(_label(b) for b, _ in pending if id(b) not in placed)
-    names.reverse()
+    found.extend(b for b, _ in pending if id(b) not in placed)
+    return found
+
+
+def boundary_chain() -> list[str]:
+    """The names of the boundaries enclosing the failing code, outermost first."""
+    names = [_label(b) for b in reversed(enclosing_boundaries(sys._getframe(1)))]
     return names[-_MAX_CHAIN:]
 
 
