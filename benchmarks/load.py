@@ -156,13 +156,24 @@ def run(name: str, call: Call, *, threads: int, calls: int) -> Result:
     for thread in workers:
         thread.join()
     seconds = time.perf_counter() - started
+    return collect(name, per_thread, latencies, errors, seconds)
+
+
+def collect(
+    name: str,
+    per_caller: list[int],
+    latencies: list[list[float]],
+    errors: list[dict[str, int]],
+    seconds: float,
+) -> Result:
+    """One side's round, from what each caller (thread or task) recorded."""
     merged: dict[str, int] = {}
     for part in errors:
         for kind, count in part.items():
             merged[kind] = merged.get(kind, 0) + count
     return Result(
         name=name,
-        calls=sum(per_thread),
+        calls=sum(per_caller),
         errors=sum(merged.values()),
         seconds=seconds,
         latencies=[x for part in latencies for x in part],
@@ -254,18 +265,7 @@ async def run_async(name: str, call: AsyncCall, *, tasks: int, calls: int) -> Re
     start.set()
     await asyncio.gather(*workers)
     seconds = time.perf_counter() - started
-    merged: dict[str, int] = {}
-    for part in errors:
-        for kind, count in part.items():
-            merged[kind] = merged.get(kind, 0) + count
-    return Result(
-        name=name,
-        calls=sum(per_task),
-        errors=sum(merged.values()),
-        seconds=seconds,
-        latencies=[x for part in latencies for x in part],
-        error_types=merged,
-    )
+    return collect(name, per_task, latencies, errors, seconds)
 
 
 async def cpu_per_call_async(call: AsyncCall, calls: int) -> float:
